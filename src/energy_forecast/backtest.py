@@ -1,0 +1,130 @@
+"""Chronological split and rolling-origin backtests.
+
+::
+
+    train_start            train_end         validation_end        test_end
+        |--- history / fit ---|--- validation ---|------- test --------|
+                                                  o1   o2   o3   ...      origins, every
+                                                  [h ] [h ] [h ]          `origin_every`
+                                                                          each scored on its
+                                                                          own horizon
+
+A model is fitted once on the training period. At every test origin it forecasts ``horizon``
+steps from the history strictly before that origin (rolling origin, no refit). A forecast never
+crosses its period's end, so test scores use test data only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from energy_forecast.config import SplitConfig, TaskConfig
+
+__all__ = ["ChronologicalSplit", "attach_actuals", "origins_between", "split_series"]
+
+
+def origins_between(
+    index: pd.DatetimeIndex,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    horizon: int,
+    every: str,
+    at: str = "00:00",
+    min_history: int = 0,
+) -> pd.DatetimeIndex:
+    """Origins ``o`` in ``index`` with ``start <= o``, all ``horizon`` steps before ``end``.
+
+    Origins are spaced ``every`` apart, phase-aligned to the time of day ``at``, and need at least
+    ``min_history`` earlier stamps in ``index``.
+    """
+    if len(index) == 0:
+        return pd.DatetimeIndex([], name="origin")
+    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(0)
+    spacing = pd.Timedelta(pd.tseries.frequencies.to_offset(every))
+    hours, minutes = (int(part) for part in at.split(":"))
+    anchor = index[0].normalize() + pd.Timedelta(hours=hours, minutes=minutes)
+    earliest = max(pd.Timestamp(start), index[min(min_history, len(index) - 1)])
+    last_allowed = pd.Timestamp(end) - horizon * step
+    phase = (index - anchor) % spacing == pd.Timedelta(0)
+    chosen = index[phase & (index >= earliest) & (index <= last_allowed)]
+    if min_history >= len(index):
+        chosen = chosen[:0]
+    return pd.DatetimeIndex(chosen, name="origin")
+
+
+@dataclass(frozen=True)
+class ChronologicalSplit:
+    """Frames cut at the split bounds. Each frame holds everything before its period's end."""
+
+    history: pd.DataFrame
+    """Training period only (train_start .. train_end)."""
+    through_validation: pd.DataFrame
+    """Training and validation periods (train_start .. validation_end)."""
+    through_test: pd.DataFrame
+    """Everything up to test_end: the context the test origins see."""
+    validation_origins: pd.DatetimeIndex
+    test_origins: pd.DatetimeIndex
+    bounds: SplitConfig
+
+    def describe(self) -> dict[str, str | int]:
+        return {
+            "train_rows": len(self.history),
+            "train_first": str(self.history.index[0]),
+            "validation_origins": len(self.validation_origins),
+            "test_origins": len(self.test_origins),
+            "test_first_origin": str(self.test_origins[0]) if len(self.test_origins) else "",
+        }
+
+
+def split_series(frame: pd.DataFrame, bounds: SplitConfig, task: TaskConfig, *, min_history: int) -> ChronologicalSplit:
+    """Cut ``frame`` chronologically and place the validation and test origins.
+
+    Raises:
+        ValueError: a period is empty or has no room for a single origin, naming the bound.
+    """
+    index = frame.index
+    start = pd.Timestamp(bounds.train_start) if bounds.train_start else index[0]
+    test_end = pd.Timestamp(bounds.test_end) if bounds.test_end else index[-1] + (index[1] - index[0])
+    frame = frame.loc[(index >= start) & (index < test_end)]
+    index = frame.index
+    train_end, validation_end = pd.Timestamp(bounds.train_end), pd.Timestamp(bounds.validation_end)
+
+    history = frame.loc[index < train_end]
+    if len(history) <= min_history:
+        raise ValueError(
+            f"split.train_end={train_end}: the training period has {len(history)} rows; the "
+            f"features need more than {min_history}"
+        )
+    if not (index >= validation_end).any():
+        raise ValueError(f"split.validation_end={validation_end}: no data after it to test on (data ends {index[-1]})")
+
+    def place(period_start: pd.Timestamp, period_end: pd.Timestamp, bound: str) -> pd.DatetimeIndex:
+        origins = origins_between(
+            index, period_start, period_end,
+            horizon=task.horizon, every=task.origin_every, at=task.origin_time, min_history=min_history,
+        )
+        if origins.empty:
+            raise ValueError(
+                f"split.{bound}: no {task.name} origin ({task.origin_every} at {task.origin_time}, "
+                f"horizon {task.horizon}) fits between {period_start} and {period_end}"
+            )
+        return origins
+
+    return ChronologicalSplit(
+        history=history,
+        through_validation=frame.loc[index < validation_end],
+        through_test=frame,
+        validation_origins=place(train_end, validation_end, "validation_end"),
+        test_origins=place(validation_end, test_end, "test_end"),
+        bounds=bounds,
+    )
+
+
+def attach_actuals(forecast: pd.DataFrame, frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Add the observed ``actual`` at each forecast stamp."""
+    actual = frame[target].reindex(pd.DatetimeIndex(forecast["timestamp"]))
+    return forecast.assign(actual=np.asarray(actual, dtype="float64"))

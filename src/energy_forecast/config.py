@@ -1,0 +1,469 @@
+"""Validated configuration, loaded once from YAML before any work starts.
+
+Three kinds of file live under ``configs/``:
+
+* a **data** YAML (``configs/data/*.yaml``) describes one CSV: its timestamp quirks, the target,
+  the frequency and every covariate with its role (``past`` or ``future``) and kind;
+* a **task** YAML (``configs/tasks/*.yaml``) says what is forecast: the horizon and when
+  forecast origins occur;
+* a **training** YAML (``configs/training/*.yaml``) names a data file and a task, the
+  chronological split, the feature recipe, the model (``model.type`` + ``model.params``) and
+  where results are tracked. ``extends:`` merges the file onto a parent, so each model file
+  only states what differs.
+
+Every error names the file and the dotted field, lists the valid choices where there is a fixed
+set, and is raised before data is read or a run is started. Model parameters are checked
+against the model family's own schema by :func:`energy_forecast.training.load_config`, which
+sits above the model registry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import typing
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "CalendarFeature",
+    "ConfigError",
+    "Covariate",
+    "DataConfig",
+    "FeatureConfig",
+    "ModelConfig",
+    "SplitConfig",
+    "StrictModel",
+    "TaskConfig",
+    "TimestampSpec",
+    "TrackingConfig",
+    "TrainingConfig",
+    "deep_merge",
+    "format_validation_error",
+    "load_data_config",
+    "load_training_config",
+    "read_yaml",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid.
+
+    The message names the file and each offending field, so it can be fixed without reading code.
+    """
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+class TimestampSpec(StrictModel):
+    column: str
+    format: str | None = Field(
+        default=None, description="strptime format, e.g. '%d/%m/%Y %H:%M'; ISO 8601 when unset"
+    )
+    label: Literal["start", "end"] = Field(
+        default="start",
+        description="whether a stamp marks the start or the end of its interval; "
+        "the loader always returns interval-start stamps",
+    )
+    midnight_dated_previous_day: bool = Field(
+        default=False,
+        description="the 00:00 stamp carries the date of the day it ends (it belongs to the next "
+        "calendar day); the loader adds one day to such stamps",
+    )
+
+
+class Covariate(StrictModel):
+    name: str
+    role: Literal["past", "future"] = Field(
+        description="past: known only up to the forecast origin; future: known over the horizon"
+    )
+    kind: Literal["numeric", "categorical"] = "numeric"
+    note: str | None = None
+
+
+class DataConfig(StrictModel):
+    name: str
+    path: Path
+    sha256: str | None = Field(default=None, description="expected sha256 of the file, if pinned")
+    encoding: str = "utf-8-sig"
+    timestamp: TimestampSpec
+    target: str
+    frequency: str = "15min"
+    max_gap_steps: int = Field(
+        default=0,
+        ge=0,
+        description="gaps of up to this many missing steps are filled and counted; longer gaps "
+        "are rejected",
+    )
+    covariates: list[Covariate] = Field(default_factory=list)
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency_is_a_pandas_offset(cls, value: str) -> str:
+        try:
+            offset = pd.tseries.frequencies.to_offset(value)
+        except ValueError as error:
+            raise ValueError(f"'{value}' is not a pandas frequency such as '15min' or '1h'") from error
+        if pd.Timedelta(offset) <= pd.Timedelta(0):
+            raise ValueError(f"'{value}' must be a positive fixed frequency")
+        return value
+
+    @model_validator(mode="after")
+    def _covariates_are_distinct_from_target(self) -> DataConfig:
+        names = [c.name for c in self.covariates]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"covariates declared twice: {duplicated}")
+        if self.target in names:
+            raise ValueError(f"the target '{self.target}' cannot also be a covariate")
+        if self.timestamp.column in names or self.timestamp.column == self.target:
+            raise ValueError(f"the timestamp column '{self.timestamp.column}' cannot be a value column")
+        return self
+
+    @property
+    def step(self) -> pd.Timedelta:
+        return pd.Timedelta(pd.tseries.frequencies.to_offset(self.frequency))
+
+    def covariate(self, name: str) -> Covariate:
+        for covariate in self.covariates:
+            if covariate.name == name:
+                return covariate
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------------
+# task, split, features
+# --------------------------------------------------------------------------------------------
+
+
+class TaskConfig(StrictModel):
+    """What is forecast: ``horizon`` steps ahead from each origin.
+
+    Origins fall every ``origin_every``, phase-aligned to ``origin_time`` of each day. An origin is
+    the first forecast timestamp: everything strictly before it is history.
+    """
+
+    name: str
+    horizon: int = Field(gt=0, description="number of steps forecast from each origin")
+    origin_every: str = Field(default="1D", description="pandas offset between forecast origins")
+    origin_time: str = Field(default="00:00", description="HH:MM that origins are aligned to")
+
+    @field_validator("origin_every")
+    @classmethod
+    def _origin_every_is_fixed(cls, value: str) -> str:
+        try:
+            delta = pd.Timedelta(pd.tseries.frequencies.to_offset(value))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"'{value}' is not a fixed pandas offset such as '1D' or '15min'") from error
+        if delta <= pd.Timedelta(0):
+            raise ValueError(f"'{value}' must be positive")
+        return value
+
+    @field_validator("origin_time")
+    @classmethod
+    def _origin_time_is_hh_mm(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"'{value}' is not a time of day written HH:MM")
+        return value
+
+
+class SplitConfig(StrictModel):
+    """Chronological split. Each bound is exclusive and is the first stamp of the next period.
+
+    ``train_start`` .. ``train_end`` trains, ``train_end`` .. ``validation_end`` validates
+    (early stopping, ensemble weights, Chronos validation), ``validation_end`` .. ``test_end``
+    is scored by the rolling-origin backtest.
+    """
+
+    train_start: datetime | None = None
+    train_end: datetime
+    validation_end: datetime
+    test_end: datetime | None = None
+
+    @model_validator(mode="after")
+    def _bounds_increase(self) -> SplitConfig:
+        bounds = [
+            ("train_start", self.train_start),
+            ("train_end", self.train_end),
+            ("validation_end", self.validation_end),
+            ("test_end", self.test_end),
+        ]
+        present = [(name, value) for name, value in bounds if value is not None]
+        for (first, a), (second, b) in zip(present, present[1:], strict=False):
+            if not a < b:
+                raise ValueError(f"{first} ({a}) must come before {second} ({b})")
+        return self
+
+
+CalendarFeature = Literal["slot_of_day", "hour", "day_of_week", "is_weekend", "day_of_year", "month"]
+
+
+class FeatureConfig(StrictModel):
+    """Feature recipe of the tabular (gradient-boosting) families.
+
+    Every value that is not a known-future covariate enters through a lag that ends before the
+    origin, so nothing at or after the origin can leak in. Names carry the lag.
+    """
+
+    origin_lags: list[int] = Field(
+        default=[1, 2, 3, 4, 8, 16, 48, 96],
+        description="target values k steps before the origin",
+    )
+    seasonal_lags: list[int] = Field(
+        default=[96, 192, 672],
+        description="target values L steps before the forecast timestamp; L must be >= horizon",
+    )
+    rolling_windows: list[int] = Field(
+        default=[16, 96, 672], description="means of the last w target values before the origin"
+    )
+    past_covariate_lags: list[int] = Field(
+        default=[1, 96], description="past covariate values k steps before the origin"
+    )
+    calendar: list[CalendarFeature] = Field(
+        default=["slot_of_day", "day_of_week", "is_weekend"],
+        description="calendar features of the forecast timestamp",
+    )
+    train_origin_every: str | None = Field(
+        default=None,
+        description="spacing of training origins; the task's origin_every when unset",
+    )
+
+    @field_validator("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")
+    @classmethod
+    def _positive_and_unique(cls, values: list[int]) -> list[int]:
+        bad = [v for v in values if v < 1]
+        if bad:
+            raise ValueError(f"must be positive integers, got {bad}")
+        return sorted(set(values))
+
+    @property
+    def lookback(self) -> int:
+        """Steps of history needed before the earliest origin."""
+        return max(
+            [1, *self.origin_lags, *self.seasonal_lags, *self.rolling_windows, *self.past_covariate_lags]
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# model and tracking
+# --------------------------------------------------------------------------------------------
+
+
+class ModelConfig(StrictModel):
+    type: str = Field(description="registry name of the model family, e.g. xgboost")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrackingConfig(StrictModel):
+    experiment: str = "steel-energy-forecast"
+    registered_model: str | None = Field(
+        default="{data}-{task}",
+        description="registered model name ({data} and {task} are filled in); null skips registration",
+    )
+    promotion_metric: Literal["rmse", "mae", "mase", "smape"] = "rmse"
+
+
+class TrainingConfig(StrictModel):
+    name: str
+    data: DataConfig
+    task: TaskConfig
+    split: SplitConfig
+    covariates: Literal["all", "none"] | list[str] = Field(
+        default="all",
+        description="which declared covariates the model may use; roles come from the data YAML",
+    )
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: ModelConfig
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    seed: int = 42
+    source: Path | None = Field(default=None, exclude=True, description="file this was loaded from")
+
+    @model_validator(mode="after")
+    def _covariates_and_lags_fit_the_data_and_task(self) -> TrainingConfig:
+        if isinstance(self.covariates, list):
+            declared = [c.name for c in self.data.covariates]
+            unknown = [name for name in self.covariates if name not in declared]
+            if unknown:
+                raise ValueError(
+                    f"covariates {unknown} are not declared in data '{self.data.name}'; "
+                    f"declared covariates: {declared}"
+                )
+        too_short = [lag for lag in self.features.seasonal_lags if lag < self.task.horizon]
+        if too_short:
+            raise ValueError(
+                f"features.seasonal_lags {too_short} are shorter than the horizon "
+                f"({self.task.horizon}): they would read values at or after the origin"
+            )
+        return self
+
+    @property
+    def selected_covariates(self) -> list[Covariate]:
+        if self.covariates == "all":
+            return list(self.data.covariates)
+        if self.covariates == "none":
+            return []
+        return [self.data.covariate(name) for name in self.covariates]
+
+    @property
+    def registered_model_name(self) -> str | None:
+        template = self.tracking.registered_model
+        if template is None:
+            return None
+        return template.format(data=self.data.name, task=self.task.name)
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------
+
+_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def _expand_env(text: str, source: Path) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` with environment values."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        value = os.environ.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        raise ConfigError(f"{source}: ${{{name}}} is used but the environment variable {name} is not set")
+
+    return _ENV_REFERENCE.sub(substitute, text)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML mapping, expanding environment references."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(_expand_env(path.read_text(encoding="utf-8"), path))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` onto ``base``: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ConfigError(f"{path}: 'extends' forms a cycle: {chain}")
+    raw = read_yaml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a relative path to a parent YAML")
+    return deep_merge(_read_with_extends(path.parent / parent, (*seen, path)), raw)
+
+
+def _annotation_fields(annotation: Any) -> dict[str, Any] | None:
+    """The fields of the first pydantic model inside an annotation, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.model_fields
+    for argument in typing.get_args(annotation):
+        fields = _annotation_fields(argument)
+        if fields is not None:
+            return fields
+    return None
+
+
+def _valid_fields_at(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
+    fields: dict[str, Any] | None = model.model_fields
+    for part in location:
+        if fields is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = fields.get(part)
+        fields = _annotation_fields(field.annotation) if field is not None else None
+    return sorted(name for name in (fields or {}) if name != "source")
+
+
+def format_validation_error(error: ValidationError, source: Path | str, model: type[BaseModel]) -> str:
+    """One line per problem: ``file: dotted.field: what is wrong``."""
+    lines = []
+    for problem in error.errors():
+        location = tuple(problem["loc"])
+        field = ".".join(str(part) for part in location) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            valid = _valid_fields_at(model, location[:-1])
+            message = f"unknown field; valid fields here: {', '.join(valid)}"
+        elif problem["type"] == "missing":
+            message = "required field is missing"
+        else:
+            message = problem["msg"].removeprefix("Value error, ")
+            if "input" in problem and problem["type"].startswith("literal"):
+                message += f" (got {problem['input']!r})"
+        lines.append(f"{source}: {field}: {message}")
+    return "\n".join(lines)
+
+
+def _validate(model: type[StrictModel], raw: dict[str, Any], source: Path) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source, model)) from None
+
+
+def load_data_config(path: Path | str) -> DataConfig:
+    """Load a data YAML. A relative ``path:`` inside it is resolved against the working directory."""
+    path = Path(path)
+    return _validate(DataConfig, read_yaml(path), path)
+
+
+def load_training_config(path: Path | str, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+    """Load a training YAML (following ``extends``) with its data and task files.
+
+    ``data`` and ``task`` may be inline mappings or paths relative to the YAML that names them.
+    ``overrides`` is merged last, e.g. ``{"model": {"params": {"n_estimators": 50}}}``.
+    """
+    path = Path(path)
+    raw = _read_with_extends(path)
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    raw.setdefault("name", path.stem)
+    for section, loader in (("data", load_data_config), ("task", None)):
+        reference = raw.get(section)
+        if isinstance(reference, str):
+            referenced_path = (path.parent / reference).resolve()
+            if not referenced_path.is_file():
+                raise ConfigError(f"{path}: {section}: file not found: {referenced_path}")
+            raw[section] = loader(referenced_path) if loader else read_yaml(referenced_path)
+            if section == "task":
+                raw[section].setdefault("name", referenced_path.stem)
+    config = _validate(TrainingConfig, raw, path)
+    return config.model_copy(update={"source": path})

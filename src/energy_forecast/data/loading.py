@@ -1,0 +1,221 @@
+"""Load a CSV described by a data YAML into a regular, validated time series.
+
+The loader reads everything into memory, checks it, and only then returns. Each rejection raises
+:class:`DataValidationError` naming the file, the column and the first offending row, so nothing
+downstream (an MLflow run, a model) is started on bad data.
+
+Rows are reported as ``row N (line M)``: N counts data rows from 1, M is the line in the file,
+header included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from energy_forecast.config import DataConfig
+
+__all__ = ["DataValidationError", "SeriesData", "file_sha256", "load_series"]
+
+logger = logging.getLogger(__name__)
+
+TIMESTAMP_INDEX = "timestamp"
+
+
+class DataValidationError(ValueError):
+    """The data file does not satisfy its data YAML. The message says where and why."""
+
+
+@dataclass(frozen=True)
+class SeriesData:
+    """A validated series on a regular grid of interval-start stamps."""
+
+    frame: pd.DataFrame
+    """Index: interval-start timestamps (name ``timestamp``); columns: target then covariates."""
+    config: DataConfig
+    sha256: str
+    filled_steps: int
+
+    @property
+    def target(self) -> pd.Series:
+        return self.frame[self.config.target]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _where(row: int) -> str:
+    return f"row {row + 1} (line {row + 2})"
+
+
+def _read_csv(config: DataConfig) -> tuple[pd.DataFrame, str]:
+    path = config.path
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: data file not found. Run `make data`, or set DATA_PATH to an existing copy."
+        )
+    raw = path.read_bytes()
+    sha256 = hashlib.sha256(raw).hexdigest()
+    try:
+        frame = pd.read_csv(io.BytesIO(raw), encoding=config.encoding, dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise DataValidationError(f"{path}: cannot be read as CSV with encoding {config.encoding}: {error}") from None
+    return frame, sha256
+
+
+def _check_columns(frame: pd.DataFrame, config: DataConfig) -> None:
+    wanted = [config.timestamp.column, config.target, *(c.name for c in config.covariates)]
+    missing = [column for column in wanted if column not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{config.path}: missing columns {missing}; the file has {list(frame.columns)}"
+        )
+
+
+def _parse_timestamps(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeIndex:
+    spec = config.timestamp
+    text = frame[spec.column].str.strip()
+    if spec.format:
+        stamps = pd.to_datetime(text, format=spec.format, errors="coerce")
+    else:
+        stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    bad = np.flatnonzero(stamps.isna().to_numpy())
+    if bad.size:
+        row = int(bad[0])
+        expected = f"format '{spec.format}'" if spec.format else "ISO 8601"
+        raise DataValidationError(
+            f"{config.path}: column '{spec.column}': {_where(row)}: cannot parse "
+            f"{frame[spec.column].iloc[row]!r} as a timestamp ({expected}); "
+            f"{bad.size} unparseable value(s) in all"
+        )
+    if spec.midnight_dated_previous_day:
+        # The 00:00 stamp closes the day written in it, so it really is the next day's 00:00.
+        at_midnight = stamps.dt.hour.eq(0) & stamps.dt.minute.eq(0) & stamps.dt.second.eq(0)
+        stamps = stamps.where(~at_midnight, stamps + pd.Timedelta(days=1))
+    if spec.label == "end":
+        stamps = stamps - config.step
+    return pd.DatetimeIndex(stamps, name=TIMESTAMP_INDEX)
+
+
+def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
+    values = {}
+    numeric = [config.target, *(c.name for c in config.covariates if c.kind == "numeric")]
+    for column in numeric:
+        text = frame[column].str.strip()
+        parsed = pd.to_numeric(text, errors="coerce")
+        bad = np.flatnonzero(parsed.isna().to_numpy())
+        if bad.size:
+            row = int(bad[0])
+            what = "missing value" if text.iloc[row] == "" else f"non-numeric value {text.iloc[row]!r}"
+            role = "target" if column == config.target else "covariate"
+            raise DataValidationError(
+                f"{config.path}: {role} column '{column}': {_where(row)}: {what}; "
+                f"{bad.size} such row(s) in all"
+            )
+        values[column] = parsed.astype("float64").to_numpy()
+    for covariate in config.covariates:
+        if covariate.kind == "categorical":
+            text = frame[covariate.name].str.strip()
+            empty = np.flatnonzero(text.eq("").to_numpy())
+            if empty.size:
+                raise DataValidationError(
+                    f"{config.path}: covariate column '{covariate.name}': {_where(int(empty[0]))}: "
+                    f"missing value; {empty.size} such row(s) in all"
+                )
+            values[covariate.name] = text.to_numpy()
+    target = values[config.target]
+    negative = np.flatnonzero(target < 0)
+    if negative.size:
+        row = int(negative[0])
+        raise DataValidationError(
+            f"{config.path}: target column '{config.target}': {_where(row)}: negative value "
+            f"{target[row]}; {negative.size} negative row(s) in all"
+        )
+    ordered = [config.target, *(c.name for c in config.covariates)]
+    return pd.DataFrame({column: values[column] for column in ordered})
+
+
+def _check_grid(index: pd.DatetimeIndex, config: DataConfig, file_rows: np.ndarray) -> int:
+    """Reject duplicates, off-grid stamps and long gaps; return the number of missing steps."""
+    duplicated = np.flatnonzero(index.duplicated(keep=False))
+    if duplicated.size:
+        stamp = index[duplicated[0]]
+        rows = [int(file_rows[i]) for i in duplicated if index[i] == stamp][:2]
+        raise DataValidationError(
+            f"{config.path}: column '{config.timestamp.column}': duplicate timestamp {stamp} "
+            f"(interval start) at {_where(rows[0])} and {_where(rows[1])}"
+        )
+    step = config.step
+    gaps = np.asarray((index[1:] - index[:-1]) / step, dtype="float64")
+    off_grid = np.flatnonzero(gaps != np.round(gaps))
+    if off_grid.size:
+        at = int(off_grid[0]) + 1
+        raise DataValidationError(
+            f"{config.path}: column '{config.timestamp.column}': {_where(int(file_rows[at]))}: "
+            f"{index[at]} is not on the {config.frequency} grid that starts at {index[0]}"
+        )
+    missing = gaps.astype(np.int64) - 1
+    too_long = np.flatnonzero(missing > config.max_gap_steps)
+    if too_long.size:
+        at = int(too_long[0])
+        raise DataValidationError(
+            f"{config.path}: column '{config.timestamp.column}': gap of {missing[at]} missing "
+            f"step(s) between {index[at]} ({_where(int(file_rows[at]))}) and {index[at + 1]} "
+            f"({_where(int(file_rows[at + 1]))}); at most max_gap_steps={config.max_gap_steps} "
+            f"are filled"
+        )
+    return int(missing.sum())
+
+
+def _fill_gaps(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq=config.step, name=TIMESTAMP_INDEX)
+    filled = frame.reindex(grid)
+    numeric = filled.select_dtypes("number").columns
+    filled[numeric] = filled[numeric].interpolate(method="time")
+    categorical = [c.name for c in config.covariates if c.kind == "categorical"]
+    filled[categorical] = filled[categorical].ffill()
+    return filled
+
+
+def load_series(config: DataConfig) -> SeriesData:
+    """Read, repair the declared quirks, validate and return the series.
+
+    Checks, in order: the file exists; every declared column is present; every timestamp parses;
+    target and numeric covariates are numbers, the target never negative; no two rows share a
+    stamp; every stamp is on the frequency grid; no gap is longer than ``max_gap_steps``. Gaps up
+    to that length are filled (time interpolation, categories carried forward) and counted.
+    """
+    raw, sha256 = _read_csv(config)
+    if raw.empty:
+        raise DataValidationError(f"{config.path}: the file has a header but no data rows")
+    _check_columns(raw, config)
+    index = _parse_timestamps(raw, config)
+    values = _parse_values(raw, config)
+    values.index = index
+    order = np.argsort(index.asi8, kind="stable")
+    values = values.iloc[order]
+    filled_steps = _check_grid(values.index, config, file_rows=order)
+    if filled_steps:
+        values = _fill_gaps(values, config)
+        logger.info("%s: filled %d missing step(s) (max_gap_steps=%d)", config.path, filled_steps, config.max_gap_steps)
+    for covariate in config.covariates:
+        if covariate.kind == "categorical":
+            values[covariate.name] = pd.Categorical(values[covariate.name], categories=sorted(values[covariate.name].unique()))
+    if config.sha256 and sha256 != config.sha256:
+        logger.warning("%s: sha256 %s differs from the pinned %s", config.path, sha256, config.sha256)
+    logger.info(
+        "%s: %d rows from %s to %s (interval starts), sha256 %s…",
+        config.path, len(values), values.index[0], values.index[-1], sha256[:12],
+    )
+    return SeriesData(frame=values, config=config, sha256=sha256, filled_steps=filled_steps)

@@ -1,0 +1,153 @@
+"""Leak-free features for direct multi-horizon tabular models.
+
+One row per (origin, step). The origin ``o`` is the first forecast stamp; the row forecasts stamp
+``t = o + (step - 1)``. Values enter only as follows, so nothing observed at or after the origin
+can reach a feature:
+
+==========================  ========================================  ========================
+feature                     value                                     reads positions
+==========================  ========================================  ========================
+``step``                    steps ahead, 1..horizon                   none
+``target_lag{k}_origin``    target k steps before the origin          ``o - k``, k >= 1
+``target_lag{L}``           target L steps before the forecast stamp  ``t - L``, L >= horizon
+``target_mean{w}_origin``   mean of the w target values before o      ``o - w .. o - 1``
+``{past}_lag{k}_origin``    past covariate k steps before the origin  ``o - k``, k >= 1
+``{future}``                known-future covariate at the stamp       ``t`` (known ahead)
+calendar                    of the forecast stamp                     the stamp only
+==========================  ========================================  ========================
+
+``tests/unit/test_features.py`` checks each column against a naive reference and proves the
+property by changing every past value at or after the origin and seeing no feature move.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from energy_forecast.config import FeatureConfig
+
+__all__ = ["FeatureMatrix", "FeatureSpec", "build_features", "feature_name"]
+
+
+def feature_name(text: str) -> str:
+    """A column name every tabular library accepts (LightGBM rejects JSON-special characters)."""
+    return re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything :func:`build_features` needs, fixed before fitting."""
+
+    target: str
+    horizon: int
+    recipe: FeatureConfig
+    past_covariates: tuple[str, ...] = ()
+    future_covariates: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        too_short = [lag for lag in self.recipe.seasonal_lags if lag < self.horizon]
+        if too_short:
+            raise ValueError(
+                f"seasonal lags {too_short} are shorter than the horizon {self.horizon}: "
+                "they would read values at or after the origin"
+            )
+
+    @property
+    def lookback(self) -> int:
+        return self.recipe.lookback
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    X: pd.DataFrame
+    """Features, float64, one row per (origin, step)."""
+    keys: pd.DataFrame
+    """``origin``, ``step`` and ``timestamp`` of each row."""
+    y: np.ndarray
+    """Target at each row's stamp; NaN where the frame has no value there yet."""
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """Category codes as floats; NaN stays NaN (trees route it explicitly)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy().astype("float64")
+        codes[codes < 0] = np.nan
+        return codes
+    return column.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _calendar(stamps: pd.DatetimeIndex, wanted: list[str]) -> dict[str, np.ndarray]:
+    every = {
+        "slot_of_day": lambda: (stamps.hour * 60 + stamps.minute) / 15.0,
+        "hour": lambda: stamps.hour,
+        "day_of_week": lambda: stamps.dayofweek,
+        "is_weekend": lambda: stamps.dayofweek >= 5,
+        "day_of_year": lambda: stamps.dayofyear,
+        "month": lambda: stamps.month,
+    }
+    return {name: np.asarray(every[name](), dtype="float64") for name in wanted}
+
+
+def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, spec: FeatureSpec) -> FeatureMatrix:
+    """Features for every origin in ``origins`` and every step up to ``spec.horizon``.
+
+    Args:
+        frame: regular series indexed by interval-start stamps, holding the target and the
+            covariates named in ``spec``. Rows after an origin may hold anything (or NaN) in the
+            target and past columns; known-future columns must be filled over the horizon.
+        origins: stamps in ``frame.index`` with at least ``spec.lookback`` rows before them and
+            ``spec.horizon`` rows from them on.
+        spec: the feature recipe and the horizon.
+
+    Raises:
+        ValueError: an origin is not in the index, lacks history, or its horizon runs past the
+            end of the frame.
+    """
+    horizon = spec.horizon
+    positions = frame.index.get_indexer(origins)
+    if (positions < 0).any():
+        missing = origins[positions < 0][:3].tolist()
+        raise ValueError(f"origins {missing} are not stamps of the series")
+    if len(positions) and positions.min() < spec.lookback:
+        raise ValueError(
+            f"origin {origins[positions.argmin()]} has {positions.min()} steps of history; "
+            f"the features need {spec.lookback}"
+        )
+    if len(positions) and positions.max() + horizon > len(frame):
+        raise ValueError(
+            f"origin {origins[positions.argmax()]}: the horizon of {horizon} steps runs past the "
+            f"end of the series ({frame.index[-1]}); extend the frame with known-future covariates"
+        )
+
+    origin_pos = np.repeat(positions, horizon)
+    step = np.tile(np.arange(1, horizon + 1), len(positions))
+    stamp_pos = origin_pos + step - 1
+    y = frame[spec.target].to_numpy(dtype="float64", na_value=np.nan)
+    recipe = spec.recipe
+
+    columns: dict[str, np.ndarray] = {"step": step.astype("float64")}
+    for k in recipe.origin_lags:
+        columns[f"target_lag{k}_origin"] = y[origin_pos - k]
+    for lag in recipe.seasonal_lags:
+        columns[f"target_lag{lag}"] = y[stamp_pos - lag]
+    if recipe.rolling_windows:
+        cumulative = np.concatenate([[0.0], np.cumsum(y)])
+        for w in recipe.rolling_windows:
+            columns[f"target_mean{w}_origin"] = (cumulative[origin_pos] - cumulative[origin_pos - w]) / w
+    for name in spec.past_covariates:
+        values = _codes(frame[name])
+        for k in recipe.past_covariate_lags:
+            columns[f"{feature_name(name)}_lag{k}_origin"] = values[origin_pos - k]
+    for name in spec.future_covariates:
+        columns[feature_name(name)] = _codes(frame[name])[stamp_pos]
+    stamps = frame.index[stamp_pos]
+    columns.update(_calendar(stamps, recipe.calendar))
+
+    keys = pd.DataFrame(
+        {"origin": frame.index[origin_pos], "step": step, "timestamp": stamps}
+    )
+    return FeatureMatrix(X=pd.DataFrame(columns, dtype="float64"), keys=keys, y=y[stamp_pos])

@@ -1,0 +1,85 @@
+"""Baselines every run reports beside its model: seasonal naive and last value.
+
+They read only values before each origin. For a horizon longer than the season, the seasonal
+naive repeats the last full season before the origin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
+from energy_forecast.models.registry import register
+
+__all__ = ["LastValueForecaster", "SeasonalNaiveForecaster", "SeasonalNaiveParams"]
+
+
+class SeasonalNaiveParams(ModelParams):
+    season_length: int = Field(672, gt=0, description="steps per season: 96 = one day, 672 = one week at 15 min")
+
+
+class LastValueParams(ModelParams):
+    pass
+
+
+class _LookupForecaster(Forecaster):
+    """A forecast that copies one earlier value; its 'model input' is that value."""
+
+    is_baseline = True
+
+    def _fit(self, history: pd.DataFrame, validation: ValidationData | None) -> None:
+        """Nothing to learn."""
+
+    def _source_positions(self, origin_pos: np.ndarray, step: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _lookup(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
+        horizon = self.problem.horizon
+        origin_pos = np.repeat(frame.index.get_indexer(origins), horizon)
+        step = np.tile(np.arange(1, horizon + 1), len(origins))
+        source = self._source_positions(origin_pos, step)
+        assert (source < origin_pos).all(), "a baseline must only read values before the origin"
+        values = frame[self.problem.target].to_numpy(dtype="float64")[source]
+        return pd.DataFrame(
+            {"origin": frame.index[origin_pos], "step": step, "timestamp": frame.index[origin_pos + step - 1], "copied_value": values}
+        )
+
+    def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
+        lookup = self._lookup(frame, origins)
+        return lookup.rename(columns={"copied_value": "prediction"})
+
+    def model_input(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
+        return self._lookup(frame, origins)[["copied_value"]]
+
+    def predict_model_input(self, model_input: pd.DataFrame) -> np.ndarray:
+        return model_input["copied_value"].to_numpy(dtype="float64")
+
+
+@register
+class SeasonalNaiveForecaster(_LookupForecaster):
+    name = "seasonal_naive"
+    params_class = SeasonalNaiveParams
+    approach = "baseline: the value one season before the forecast stamp"
+    params: SeasonalNaiveParams
+
+    @property
+    def min_history(self) -> int:
+        season = self.params.season_length
+        return season * -(-self.problem.horizon // season)
+
+    def _source_positions(self, origin_pos: np.ndarray, step: np.ndarray) -> np.ndarray:
+        season = self.params.season_length
+        seasons_back = -(-step // season)  # ceil: never reach the origin or beyond
+        return origin_pos + step - 1 - seasons_back * season
+
+
+@register
+class LastValueForecaster(_LookupForecaster):
+    name = "last_value"
+    params_class = LastValueParams
+    approach = "baseline: the last value before the origin, held flat"
+
+    def _source_positions(self, origin_pos: np.ndarray, step: np.ndarray) -> np.ndarray:
+        return origin_pos - 1

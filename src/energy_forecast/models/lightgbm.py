@@ -1,0 +1,91 @@
+"""LightGBM family: ``model.type: lightgbm``.
+
+LightGBM uses a GPU only when it was built for one; the PyPI wheel is not, so ``device: auto``
+runs it on the CPU. Set ``gpu_build: true`` with a CUDA build of LightGBM to use ``device_type=cuda``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from energy_forecast.models.base import ModelParams
+from energy_forecast.models.registry import register
+from energy_forecast.models.tabular import TabularForecaster
+
+__all__ = ["LightGBMForecaster", "LightGBMParams"]
+
+logger = logging.getLogger(__name__)
+
+
+class LightGBMParams(ModelParams):
+    n_estimators: int = Field(1000, gt=0)
+    learning_rate: float = Field(0.05, gt=0)
+    num_leaves: int = Field(63, gt=1)
+    max_depth: int = -1
+    min_child_samples: int = Field(20, ge=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    subsample_freq: int = Field(1, ge=0)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    reg_lambda: float = Field(1.0, ge=0)
+    reg_alpha: float = Field(0.0, ge=0)
+    objective: str = "regression"
+    early_stopping_rounds: int | None = Field(50, gt=0, description="on the validation period; null to disable")
+    n_jobs: int | None = None
+    gpu_build: bool = Field(False, description="true only with a LightGBM built for CUDA")
+    log_every: int = Field(100, gt=0)
+
+
+@register
+class LightGBMForecaster(TabularForecaster):
+    name = "lightgbm"
+    params_class = LightGBMParams
+    mlflow_flavour = "lightgbm"
+    pip_packages = ("lightgbm", "scikit-learn", "numpy", "pandas")
+    params: LightGBMParams
+
+    @classmethod
+    def gpu_support(cls, params: ModelParams) -> bool | str:
+        if isinstance(params, LightGBMParams) and params.gpu_build:
+            return True
+        return "the installed LightGBM is the PyPI build, which has no GPU support (set gpu_build: true with a CUDA build)"
+
+    def _fit_matrix(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None, y_val: np.ndarray | None) -> None:
+        import lightgbm
+
+        settings = self.params.model_dump(exclude={"log_every", "early_stopping_rounds", "gpu_build"})
+        self.model_ = lightgbm.LGBMRegressor(
+            **settings,
+            device_type="cuda" if self.device.gpu_used else "cpu",
+            random_state=self.problem.seed,
+            verbose=-1,
+        )
+        every = self.params.log_every
+
+        def log_progress(env: Any) -> None:
+            if env.iteration % every == 0 and env.evaluation_result_list:
+                scores = ", ".join(f"{data}-{metric} {value:.4f}" for data, metric, value, _ in env.evaluation_result_list)
+                logger.info("lightgbm: round %d: %s", env.iteration, scores)
+
+        callbacks: list[Any] = [log_progress]
+        fit_kwargs: dict[str, Any] = {}
+        if X_val is not None:
+            fit_kwargs["eval_set"] = [(X_val, y_val)]
+            if self.params.early_stopping_rounds:
+                callbacks.append(lightgbm.early_stopping(self.params.early_stopping_rounds, verbose=False))
+        self.model_.fit(X, y, callbacks=callbacks, **fit_kwargs)
+        if self.model_.best_iteration_:
+            logger.info("lightgbm: early stopping kept %d of %d rounds", self.model_.best_iteration_, self.params.n_estimators)
+
+    def _predict_matrix(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model_.predict(X)
+
+    def native_model(self) -> Any:
+        return self.model_
+
+    def fitted_summary(self) -> dict[str, Any]:
+        return {"best_iteration": self.model_.best_iteration_} if self.model_.best_iteration_ else {}

@@ -1,0 +1,74 @@
+"""Figures people would rather look at than read, rendered to PNG bytes.
+
+Both MLflow (artifacts) and Dagster (markdown metadata) take the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: servers, containers and CI have no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from energy_forecast.metrics import rmse_by_step  # noqa: E402
+
+__all__ = ["error_by_horizon_png", "forecast_week_png", "pick_test_week"]
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def pick_test_week(forecast: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first Monday-to-Sunday week the forecast covers fully, else its first seven days."""
+    stamps = pd.DatetimeIndex(forecast["timestamp"])
+    first, last = stamps.min(), stamps.max()
+    monday = (first.normalize() + pd.Timedelta(days=(7 - first.dayofweek) % 7))
+    if monday + pd.Timedelta(days=7) <= last + pd.Timedelta(minutes=1):
+        return monday, monday + pd.Timedelta(days=7)
+    return first, min(first + pd.Timedelta(days=7), last + pd.Timedelta(minutes=1))
+
+
+def forecast_week_png(forecast: pd.DataFrame, *, title: str, baseline_column: str | None = None, unit: str = "") -> bytes:
+    """Forecast against actuals over one test week, with the 80 % interval when present.
+
+    With several origins per stamp (nowcasts overlap nothing, day-ahead forecasts from daily
+    origins tile the week), the forecast from the latest origin is drawn.
+    """
+    start, end = pick_test_week(forecast)
+    week = forecast[(forecast["timestamp"] >= start) & (forecast["timestamp"] < end)]
+    week = week.sort_values(["timestamp", "origin"]).drop_duplicates("timestamp", keep="last")
+    figure, axis = plt.subplots(figsize=(12, 4))
+    axis.plot(week["timestamp"], week["actual"], color="black", linewidth=1.0, label="actual")
+    axis.plot(week["timestamp"], week["prediction"], color="tab:blue", linewidth=1.0, label="forecast")
+    if {"q0.1", "q0.9"} <= set(week.columns):
+        axis.fill_between(week["timestamp"], week["q0.1"], week["q0.9"], color="tab:blue", alpha=0.2, label="80 % interval")
+    if baseline_column and baseline_column in week.columns:
+        axis.plot(week["timestamp"], week[baseline_column], color="tab:gray", linewidth=0.8, linestyle="--", label=baseline_column)
+    axis.set_title(f"{title}: {start:%Y-%m-%d} to {end - pd.Timedelta(days=1):%Y-%m-%d}")
+    axis.set_ylabel(unit)
+    axis.legend(loc="upper right", fontsize="small")
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def error_by_horizon_png(forecast: pd.DataFrame, *, title: str, columns: dict[str, str], step_minutes: float) -> bytes:
+    """RMSE per horizon step for the model and each baseline (``columns``: label -> column)."""
+    figure, axis = plt.subplots(figsize=(8, 4))
+    for label, column in columns.items():
+        per_step = rmse_by_step(forecast, column)
+        hours = per_step.index.to_numpy() * step_minutes / 60.0
+        axis.plot(hours, per_step.to_numpy(), marker="." if len(per_step) < 10 else None, label=label)
+    axis.set_xlabel("hours ahead")
+    axis.set_ylabel("RMSE")
+    axis.set_title(title)
+    axis.legend(fontsize="small")
+    axis.grid(alpha=0.3)
+    return _png(figure)

@@ -1,0 +1,265 @@
+"""MLflow runs, artifacts, models and registry aliases.
+
+Tracking records what training decided; it never decides what to train. The tracking URI comes
+from the caller (a Dagster resource), else ``MLFLOW_TRACKING_URI``, else a local SQLite store
+under ``.mlflow/`` in the working directory.
+
+A run's context manager marks the run FAILED on any error, so no run is left RUNNING, and the
+registry is touched only after everything else was logged: a failed run changes no alias.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import Metric
+from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
+from mlflow.tracking import MlflowClient
+
+from energy_forecast.models.base import Forecaster
+
+__all__ = [
+    "ForecasterPyfunc",
+    "Promotion",
+    "Tracker",
+    "flatten",
+    "git_commit",
+    "resolve_tracking_uri",
+]
+
+logger = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+LOCAL_STORE = Path(".mlflow")
+MODEL_ARTIFACT = "model"
+
+
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """``explicit``, else ``MLFLOW_TRACKING_URI``, else SQLite under ``./.mlflow``."""
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    LOCAL_STORE.mkdir(exist_ok=True)
+    return f"sqlite:///{(LOCAL_STORE / 'mlflow.db').resolve()}"
+
+
+def _is_local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """``{"model": {"params": {"a": 1}}}`` -> ``{"model.params.a": "1"}``; lists stay whole."""
+    if isinstance(tree, dict):
+        flat: dict[str, str] = {}
+        for key, value in tree.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    text = json.dumps(tree) if isinstance(tree, list | tuple) else str(tree)
+    return {prefix.rstrip("."): text[:6000]}
+
+
+def git_commit() -> str:
+    """The checkout's commit (with ``-dirty`` when modified), ``GIT_COMMIT`` in images, else unknown."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
+        if head.returncode != 0:
+            return "unknown"
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10, check=False)
+    except FileNotFoundError:  # no git executable
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
+
+
+def _requirements(packages: tuple[str, ...]) -> list[str]:
+    return [f"{name}=={importlib.metadata.version(name)}" for name in packages]
+
+
+class ForecasterPyfunc(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper for families without a native flavour (ensembles, Chronos-2).
+
+    ``predict`` takes the family's :meth:`Forecaster.model_input` frame.
+    """
+
+    def load_context(self, context: Any) -> None:
+        from energy_forecast.models import model_class
+
+        directory = Path(context.artifacts["forecaster"])
+        family = json.loads((directory / "forecaster.json").read_text())["type"]
+        self.forecaster = model_class(family).load(directory)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        return self.forecaster.predict_model_input(model_input)
+
+
+def _log_native(flavour: str) -> Callable[..., ModelInfo]:
+    def log(model: Forecaster, **kwargs: Any) -> ModelInfo:
+        module = importlib.import_module(f"mlflow.{flavour}")
+        return module.log_model(model.native_model(), **kwargs)
+
+    return log
+
+
+def _log_pyfunc(model: Forecaster, **kwargs: Any) -> ModelInfo:
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch) / "forecaster"
+        model.save(directory)
+        return mlflow.pyfunc.log_model(python_model=ForecasterPyfunc(), artifacts={"forecaster": str(directory)}, **kwargs)
+
+
+MODEL_LOGGERS: dict[str, Callable[..., ModelInfo]] = {
+    "xgboost": _log_native("xgboost"),
+    "lightgbm": _log_native("lightgbm"),
+    "catboost": _log_native("catboost"),
+    "pyfunc": _log_pyfunc,
+}
+"""MLflow flavour name (a family's ``mlflow_flavour``) -> how to log it."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    registered_model: str
+    version: str
+    promoted: bool
+    decision: str
+    champion_version: str | None
+
+
+class Tracker:
+    """One MLflow tracking server or local store."""
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        location = None
+        if _is_local_store(self.tracking_uri):
+            store = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
+            location = (store / "artifacts" / name).resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return None
+
+    @contextmanager
+    def run(self, *, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+        """A run that ends FINISHED, or FAILED (KILLED on interrupt) if the body raises."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        experiment_id = self.experiment_id(experiment)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
+            logger.info("MLflow run %s started in experiment '%s' (%s)", active.info.run_id, experiment, self.tracking_uri)
+            yield active
+
+    # -- logging inside an active run ------------------------------------------------------------
+
+    def log_params(self, params: dict[str, str]) -> None:
+        mlflow.log_params(params)
+
+    def log_metrics(self, metrics: dict[str, float], by_step: dict[str, pd.Series] | None = None) -> None:
+        finite = {name: value for name, value in metrics.items() if value is not None and np.isfinite(value)}
+        mlflow.log_metrics(finite)
+        if by_step:
+            run_id = mlflow.active_run().info.run_id
+            now = int(time.time() * 1000)
+            batch = [
+                Metric(name, float(value), now, int(step))
+                for name, series in by_step.items()
+                for step, value in series.items()
+            ]
+            for start in range(0, len(batch), 1000):
+                self.client.log_batch(run_id, metrics=batch[start : start + 1000])
+
+    def log_bytes(self, payload: bytes, artifact_path: str) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            target = Path(scratch) / Path(artifact_path).name
+            target.write_bytes(payload)
+            mlflow.log_artifact(str(target), artifact_path=str(Path(artifact_path).parent) or None)
+
+    def log_frame(self, frame: pd.DataFrame, artifact_path: str) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            target = Path(scratch) / Path(artifact_path).name
+            frame.to_parquet(target, index=False)
+            mlflow.log_artifact(str(target), artifact_path=str(Path(artifact_path).parent) or None)
+
+    def log_text(self, text: str, artifact_path: str) -> None:
+        mlflow.log_text(text, artifact_path)
+
+    def log_model(self, model: Forecaster, model_input: pd.DataFrame, predictions: np.ndarray) -> ModelInfo:
+        """Log the fitted model with its family's flavour, signature and pinned requirements."""
+        logger_for_flavour = MODEL_LOGGERS[model.mlflow_flavour]
+        example = model_input.head(5)
+        signature = infer_signature(example, np.asarray(predictions)[: len(example)])
+        started = time.perf_counter()
+        info = logger_for_flavour(
+            model,
+            name=MODEL_ARTIFACT,
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(model.pip_packages),
+        )
+        logger.info("logged %s model (%s flavour) in %.1f s: %s", model.name, model.mlflow_flavour, time.perf_counter() - started, info.model_uri)
+        return info
+
+    # -- registry --------------------------------------------------------------------------------
+
+    def register_and_promote(
+        self, model_uri: str, name: str, *, run_id: str, metric: str, value: float, tags: dict[str, str]
+    ) -> Promotion:
+        """Register as ``challenger``; move ``champion`` here only if ``metric`` (lower is better) beats it.
+
+        The comparison is written as tags on the new version and on the run.
+        """
+        version = mlflow.register_model(model_uri, name, tags=tags).version
+        aliases = self.client.get_registered_model(name).aliases
+        champion_version = aliases.get(CHAMPION)
+        champion_value = None
+        if champion_version is not None:
+            champion_run = self.client.get_model_version(name, champion_version).run_id
+            champion_value = self.client.get_run(champion_run).data.metrics.get(metric)
+        if champion_version is None:
+            promoted, decision = True, "promoted: no champion yet"
+        elif champion_value is None:
+            promoted, decision = True, f"promoted: champion v{champion_version} has no {metric}"
+        elif value < champion_value:
+            promoted, decision = True, f"promoted: {metric} {value:.4f} < champion v{champion_version} {champion_value:.4f}"
+        else:
+            promoted, decision = False, f"kept champion v{champion_version}: {metric} {value:.4f} >= {champion_value:.4f}"
+        comparison = {
+            "promotion.metric": metric,
+            "promotion.challenger_value": f"{value:.6f}",
+            "promotion.champion_version": str(champion_version or ""),
+            "promotion.champion_value": "" if champion_value is None else f"{champion_value:.6f}",
+            "promotion.decision": decision,
+            "promotion.promoted": str(promoted).lower(),
+        }
+        for key, text in comparison.items():
+            self.client.set_model_version_tag(name, version, key, text)
+            self.client.set_tag(run_id, key, text)
+        self.client.set_registered_model_alias(name, CHALLENGER, version)
+        if promoted:
+            self.client.set_registered_model_alias(name, CHAMPION, version)
+        logger.info("registered %s v%s as %s; %s", name, version, CHALLENGER, decision)
+        return Promotion(name, str(version), promoted, decision, champion_version)

@@ -1,0 +1,272 @@
+"""Train one config end to end: ``train(load_config(path))``. No Dagster needed.
+
+Order matters: the config (model type and parameters included) and the data are validated before
+an MLflow run starts, so bad input leaves nothing behind. Inside the run: fit on the training
+period, score the validation and test periods by rolling origins against the baselines, log
+everything, then register the model and decide on promotion.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from energy_forecast.backtest import ChronologicalSplit, attach_actuals, split_series
+from energy_forecast.config import ConfigError, TrainingConfig, load_training_config
+from energy_forecast.data.loading import SeriesData, load_series
+from energy_forecast.device import DeviceChoice
+from energy_forecast.metrics import mase_scale, rmse_by_step, score
+from energy_forecast.models import ForecastProblem, Forecaster, ModelConfigError, ValidationData, create_model, parse_params
+from energy_forecast.models.registry import model_class
+from energy_forecast.plots import error_by_horizon_png, forecast_week_png
+from energy_forecast.tracking import Promotion, Tracker, flatten, git_commit
+
+__all__ = ["BASELINES", "Evaluation", "TrainingResult", "evaluate", "load_config", "train"]
+
+logger = logging.getLogger(__name__)
+
+BASELINES: dict[str, tuple[str, str | None]] = {
+    "seasonal_naive_daily": ("seasonal_naive", "1D"),
+    "seasonal_naive_weekly": ("seasonal_naive", "7D"),
+    "last_value": ("last_value", None),
+}
+"""Always reported beside the model: name -> (registry type, season length as a period)."""
+
+_CPU = DeviceChoice("cpu", "cpu", "baselines need no accelerator")
+
+REFERENCE_BASELINE = "seasonal_naive_weekly"
+"""MASE and the skill score are measured against this baseline."""
+
+
+def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+    """Load a training YAML and check ``model.type`` and ``model.params`` against the registry."""
+    config = load_training_config(path, overrides)
+    try:
+        parse_params(config.model.type, config.model.params)
+    except ModelConfigError as error:
+        raise ConfigError(f"{config.source}: {error}") from None
+    return config
+
+
+def _baseline_models(problem: ForecastProblem) -> dict[str, Forecaster]:
+    models = {}
+    for name, (family, season) in BASELINES.items():
+        cls = model_class(family)
+        params = cls.params_class(season_length=problem.steps_per(season)) if season else cls.params_class()
+        models[name] = cls(params, problem, device=_CPU)
+    return models
+
+
+@dataclass
+class Evaluation:
+    """A fitted model and its rolling-origin scores against the baselines."""
+
+    config: TrainingConfig
+    model: Forecaster
+    split: ChronologicalSplit
+    forecast: pd.DataFrame
+    """Test forecasts: origin, step, timestamp, actual, prediction, [quantiles], baseline_<name>."""
+    metrics: dict[str, float]
+    validation_metrics: dict[str, float]
+    baseline_metrics: dict[str, dict[str, float]]
+    model_input: pd.DataFrame
+    """What the logged MLflow model takes to reproduce ``forecast.prediction``."""
+    fit_seconds: float
+    predict_seconds: float
+
+    def rmse_by_step(self) -> dict[str, pd.Series]:
+        columns = {"model": "prediction", **{name: f"baseline_{name}" for name in self.baseline_metrics}}
+        return {label: rmse_by_step(self.forecast, column) for label, column in columns.items()}
+
+    def leaderboard(self) -> pd.DataFrame:
+        rows = [{"forecaster": self.config.name, "kind": "model", **self.metrics}]
+        rows += [{"forecaster": name, "kind": "baseline", **m} for name, m in self.baseline_metrics.items()]
+        return pd.DataFrame(rows).sort_values("rmse", ignore_index=True)
+
+    def plots(self) -> dict[str, bytes]:
+        step_minutes = self.model.problem.step / pd.Timedelta(minutes=1)
+        title = f"{self.config.name} ({self.config.task.name})"
+        return {
+            "forecast_vs_actual.png": forecast_week_png(
+                self.forecast, title=title, baseline_column=f"baseline_{REFERENCE_BASELINE}", unit=self.config.data.target
+            ),
+            "error_by_horizon.png": error_by_horizon_png(
+                self.forecast,
+                title=f"{title}: test RMSE by horizon",
+                columns={self.config.model.type: "prediction", **{n: f"baseline_{n}" for n in self.baseline_metrics}},
+                step_minutes=step_minutes,
+            ),
+        }
+
+
+def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | None = None) -> Evaluation:
+    """Fit on the training period and score validation and test origins against the baselines."""
+    problem = ForecastProblem.from_config(config)
+    model = model or create_model(config.model, problem)
+    baselines = _baseline_models(problem)
+    min_history = max(model.min_history, *(b.min_history for b in baselines.values()))
+    split = split_series(series.frame, config.split, config.task, min_history=min_history)
+    logger.info("%s: split %s", config.name, split.describe())
+
+    started = time.perf_counter()
+    model.fit(split.history, ValidationData(split.through_validation, split.validation_origins))
+    fit_seconds = time.perf_counter() - started
+    logger.info("%s: fitted in %.1f s", config.name, fit_seconds)
+
+    started = time.perf_counter()
+    forecast = attach_actuals(model.predict(split.through_test, split.test_origins), split.through_test, problem.target)
+    predict_seconds = time.perf_counter() - started
+    logger.info("%s: %d test origins forecast in %.2f s", config.name, len(split.test_origins), predict_seconds)
+
+    scale = mase_scale(split.history[problem.target].to_numpy(), problem.steps_per("7D"))
+    validation = attach_actuals(
+        model.predict(split.through_validation, split.validation_origins), split.through_validation, problem.target
+    )
+    baseline_metrics = {}
+    for name, baseline in baselines.items():
+        predicted = baseline.fit(split.history).predict(split.through_test, split.test_origins)
+        forecast[f"baseline_{name}"] = predicted["prediction"].to_numpy()
+        baseline_metrics[name] = score(forecast["actual"], predicted["prediction"], scale=scale)
+    return Evaluation(
+        config=config,
+        model=model,
+        split=split,
+        forecast=forecast,
+        metrics=score(forecast["actual"], forecast["prediction"], scale=scale),
+        validation_metrics=score(validation["actual"], validation["prediction"], scale=scale),
+        baseline_metrics=baseline_metrics,
+        model_input=model.model_input(split.through_test, split.test_origins),
+        fit_seconds=fit_seconds,
+        predict_seconds=predict_seconds,
+    )
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced; small and picklable (Dagster passes it between steps)."""
+
+    config_name: str
+    config_path: str | None
+    model_type: str
+    task: str
+    metrics: dict[str, float]
+    validation_metrics: dict[str, float]
+    baseline_metrics: dict[str, dict[str, float]]
+    leaderboard: pd.DataFrame
+    plots: dict[str, bytes]
+    tags: dict[str, str]
+    fit_seconds: float
+    predict_seconds: float
+    run_id: str | None = None
+    experiment_id: str | None = None
+    run_url: str | None = None
+    tracking_uri: str | None = None
+    model_uri: str | None = None
+    promotion: Promotion | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_tags(config: TrainingConfig, model: Forecaster, series: SeriesData) -> dict[str, str]:
+    tags = {
+        "model_type": config.model.type,
+        "approach": model.approach,
+        "task": config.task.name,
+        "horizon": str(config.task.horizon),
+        "data_name": config.data.name,
+        "data_sha256": series.sha256,
+        "data_path": str(config.data.path),
+        "git_commit": git_commit(),
+        "config_file": str(config.source or ""),
+        **model.device.as_tags(),
+    }
+    dvc_file = Path(f"{config.data.path}.dvc")
+    if dvc_file.is_file():
+        outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
+        tags["data_dvc_md5"] = str(outs[0].get("md5", ""))
+    return tags
+
+
+def train(config: TrainingConfig, tracker: Tracker | None = None) -> TrainingResult:
+    """Validate, fit, backtest, and (with a tracker) log, register and promote.
+
+    Raises:
+        ConfigError, ModelConfigError: the config is invalid (before any run starts).
+        DataValidationError: the data file is invalid (before any run starts).
+        DeviceUnavailableError: ``device: cuda`` cannot be met (before any run starts).
+    """
+    problem = ForecastProblem.from_config(config)
+    model = create_model(config.model, problem)
+    series = load_series(config.data)
+    tags = run_tags(config, model, series)
+    if tracker is None:
+        evaluation = evaluate(config, series, model)
+        return _result(config, evaluation, tags)
+
+    run_name = f"{config.name}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
+    with tracker.run(experiment=config.tracking.experiment, run_name=run_name, tags=tags) as active:
+        tracker.log_params(flatten(config.model_dump(mode="json")))
+        evaluation = evaluate(config, series, model)
+        result = _result(config, evaluation, tags)
+        _log_evaluation(tracker, evaluation, result)
+        info = tracker.log_model(model, evaluation.model_input, evaluation.forecast["prediction"].to_numpy())
+        result.run_id = active.info.run_id
+        result.experiment_id = active.info.experiment_id
+        result.run_url = tracker.run_url(active.info.experiment_id, active.info.run_id)
+        result.tracking_uri = tracker.tracking_uri
+        result.model_uri = info.model_uri
+        name = config.registered_model_name
+        if name:
+            metric = f"test_{config.tracking.promotion_metric}"
+            result.promotion = tracker.register_and_promote(
+                info.model_uri, name, run_id=active.info.run_id, metric=metric,
+                value=evaluation.metrics[config.tracking.promotion_metric],
+                tags={"model_type": config.model.type, "task": config.task.name},
+            )
+    return result
+
+
+def _result(config: TrainingConfig, evaluation: Evaluation, tags: dict[str, str]) -> TrainingResult:
+    return TrainingResult(
+        config_name=config.name,
+        config_path=str(config.source) if config.source else None,
+        model_type=config.model.type,
+        task=config.task.name,
+        metrics=evaluation.metrics,
+        validation_metrics=evaluation.validation_metrics,
+        baseline_metrics=evaluation.baseline_metrics,
+        leaderboard=evaluation.leaderboard(),
+        plots=evaluation.plots(),
+        tags=tags,
+        fit_seconds=evaluation.fit_seconds,
+        predict_seconds=evaluation.predict_seconds,
+        extra=evaluation.model.fitted_summary(),
+    )
+
+
+def _log_evaluation(tracker: Tracker, evaluation: Evaluation, result: TrainingResult) -> None:
+    reference = evaluation.baseline_metrics[REFERENCE_BASELINE]["rmse"]
+    metrics = {
+        **{f"test_{k}": v for k, v in evaluation.metrics.items()},
+        **{f"val_{k}": v for k, v in evaluation.validation_metrics.items()},
+        **{f"baseline_{b}_test_{k}": v for b, m in evaluation.baseline_metrics.items() for k, v in m.items()},
+        f"skill_rmse_vs_{REFERENCE_BASELINE}": 1.0 - evaluation.metrics["rmse"] / reference,
+        "fit_seconds": evaluation.fit_seconds,
+        "predict_seconds": evaluation.predict_seconds,
+        **{f"fitted_{k}": float(v) for k, v in result.extra.items() if isinstance(v, int | float | np.number)},
+    }
+    by_step = {f"test_rmse_by_step_{label}": series for label, series in evaluation.rmse_by_step().items()}
+    tracker.log_metrics(metrics, by_step=by_step)
+    tracker.log_text(yaml.safe_dump(evaluation.config.model_dump(mode="json"), sort_keys=False), "config/resolved_config.yaml")
+    tracker.log_frame(evaluation.forecast, "predictions/test_forecast.parquet")
+    tracker.log_frame(evaluation.model_input, "predictions/model_input.parquet")
+    tracker.log_text(result.leaderboard.to_markdown(index=False, floatfmt=".3f"), "evaluation/leaderboard.md")
+    for name, png in result.plots.items():
+        tracker.log_bytes(png, f"plots/{name}")
+
