@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "CalendarFeature",
+    "ComparisonConfig",
     "ConfigError",
     "Covariate",
     "DataConfig",
@@ -45,6 +46,7 @@ __all__ = [
     "TrainingConfig",
     "deep_merge",
     "format_validation_error",
+    "load_comparison_config",
     "load_data_config",
     "load_training_config",
     "read_yaml",
@@ -467,3 +469,25 @@ def load_training_config(path: Path | str, overrides: dict[str, Any] | None = No
                 raw[section].setdefault("name", referenced_path.stem)
     config = _validate(TrainingConfig, raw, path)
     return config.model_copy(update={"source": path})
+
+
+class ComparisonConfig(StrictModel):
+    """A set of training configs compared on one leaderboard (``configs/comparisons/*.yaml``)."""
+
+    name: str
+    description: str | None = None
+    configs: list[Path] = Field(min_length=1)
+    source: Path | None = Field(default=None, exclude=True)
+
+
+def load_comparison_config(path: Path | str) -> ComparisonConfig:
+    """Load a comparison YAML; its ``configs`` are paths relative to it and must exist."""
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.setdefault("name", path.stem)
+    comparison = _validate(ComparisonConfig, raw, path)
+    resolved = [(path.parent / member).resolve() for member in comparison.configs]
+    missing = [str(member) for member, full in zip(comparison.configs, resolved, strict=True) if not full.is_file()]
+    if missing:
+        raise ConfigError(f"{path}: configs: files not found: {missing}")
+    return comparison.model_copy(update={"configs": resolved, "source": path})

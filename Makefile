@@ -1,0 +1,89 @@
+# Energy forecasting stack. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/training/xgboost.yaml
+COMPARISON ?= configs/comparisons/traditional.yaml
+
+# Embedded defaults (no Docker): local Dagster instance and MLflow store in the checkout.
+# Set any of these in the environment to override.
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
+export DATA_PATH ?= $(CURDIR)/data/raw/Steel_industry_data.csv
+
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+
+.PHONY: help venv venv-dev data demo train compare validate dev test test-unit test-integration test-system bench lint lock clean-local
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(BIN)/.base.stamp: requirements/base.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -r requirements/base.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+$(BIN)/.dev.stamp: requirements/dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@ $(BIN)/.base.stamp
+
+venv: $(BIN)/.base.stamp ## virtual environment with the pinned runtime dependencies
+venv-dev: $(BIN)/.dev.stamp ## ... plus Chronos (torch), the stack tools and the test tools
+
+data: venv ## download the UCI data and check its sha256 (or check $$DATA_PATH)
+	$(BIN)/python -m energy_forecast.data.fetch --dest "$(DATA_PATH)"
+
+demo: venv data ## train the traditional models through Dagster, locally, and print the leaderboard
+	@mkdir -p "$(DAGSTER_HOME)" .mlflow
+	$(BIN)/energy-forecast demo $(COMPARISON)
+
+train: venv ## run complete_training_job for CONFIG=configs/training/<file>.yaml
+	@mkdir -p "$(DAGSTER_HOME)" .mlflow
+	$(BIN)/energy-forecast train $(CONFIG)
+
+compare: venv ## run compare_models_job for COMPARISON=configs/comparisons/<file>.yaml
+	@mkdir -p "$(DAGSTER_HOME)" .mlflow
+	$(BIN)/energy-forecast compare $(COMPARISON)
+
+validate: venv ## validate every training YAML without training
+	$(BIN)/energy-forecast validate $(filter-out configs/training/_base.yaml,$(wildcard configs/training/*.yaml))
+
+dev: venv ## Dagster UI on :3000 and MLflow UI on :5000 over the local stores (Ctrl-C stops both)
+	@mkdir -p "$(DAGSTER_HOME)" .mlflow
+	@trap 'kill 0' EXIT; \
+	if [[ "$$MLFLOW_TRACKING_URI" == sqlite:* ]]; then \
+	  $(BIN)/mlflow ui --backend-store-uri "$$MLFLOW_TRACKING_URI" --host 127.0.0.1 --port $(MLFLOW_PORT) & \
+	fi; \
+	$(BIN)/dagster dev -m pipelines.definitions --host 127.0.0.1 --port $(DAGSTER_PORT)
+
+test: venv-dev ## every test: unit, integration (PostgreSQL, MLflow server, S3) and system (Docker)
+	$(BIN)/python -m pytest -ra
+
+test-unit: venv-dev ## fast inner loop: unit tests only
+	$(BIN)/python -m pytest -ra tests/unit
+
+test-integration: venv-dev ## integration tests only
+	$(BIN)/python -m pytest -ra tests/integration
+
+bench: venv-dev ## benchmark on the real data; writes bench/results/latest.{json,md} and the README table
+	$(BIN)/python -m bench.run
+
+lint: venv-dev ## ruff
+	$(BIN)/ruff check src pipelines tests bench
+
+lock: venv-dev ## re-resolve requirements/*.lock from pyproject.toml
+	$(BIN)/python infra/scripts/lock_requirements.py
+
+clean-local: ## delete the local demo stores (.dagster, .mlflow)
+	rm -rf .dagster .mlflow
+
+-include infra/stack.mk

@@ -1,0 +1,34 @@
+"""Write requirements/{base,dev}.lock from a fresh resolution of pyproject.toml (`make lock`)."""
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TARGETS = {"base": ".", "dev": ".[chronos,stack,dev]"}
+
+
+def main() -> None:
+    for name, spec in TARGETS.items():
+        with tempfile.TemporaryDirectory() as scratch:
+            report = Path(scratch) / "report.json"
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report), spec],
+                check=True,
+            )
+            items = json.loads(report.read_text())["install"]
+        pins = sorted(
+            (f"{i['metadata']['name']}=={i['metadata']['version'].split('+')[0]}" for i in items if i["metadata"]["name"] != "energy-forecast"),
+            key=str.lower,
+        )
+        header = (
+            f"# Fully resolved pins for `pip install -e {spec}` (Python 3.11, Linux).\n"
+            "# Regenerate with `make lock`. torch resolves to the local CPU wheel where pip has one (find-links).\n"
+        )
+        Path(f"requirements/{name}.lock").write_text(header + "\n".join(pins) + "\n")
+        print(f"requirements/{name}.lock: {len(pins)} pins")
+
+
+if __name__ == "__main__":
+    main()

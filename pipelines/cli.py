@@ -1,0 +1,131 @@
+"""Command line: run the Dagster jobs in this process on the local (or configured) instance.
+
+    energy-forecast validate configs/training/*.yaml
+    energy-forecast train configs/training/lightgbm.yaml
+    energy-forecast compare configs/comparisons/traditional.yaml
+    energy-forecast demo
+
+Runs are recorded in ``$DAGSTER_HOME`` (``make`` sets ``.dagster/``), so ``make dev`` shows them.
+Bad input exits with status 2 and a one-paragraph message, before any run is launched.
+"""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from energy_forecast.config import ConfigError, load_comparison_config
+from energy_forecast.data.loading import DataValidationError, load_series
+from energy_forecast.device import DeviceUnavailableError
+from energy_forecast.tracking import resolve_tracking_uri
+from energy_forecast.training import TrainingResult, load_config
+from pipelines.definitions import defs
+from pipelines.paths import resolve_config_path
+
+BAD_INPUT = (ConfigError, DataValidationError, DeviceUnavailableError)
+EXIT_BAD_INPUT = 2
+
+
+def _instance() -> dg.DagsterInstance:
+    if os.environ.get("DAGSTER_HOME"):
+        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        return dg.DagsterInstance.get()
+    logging.getLogger(__name__).warning("DAGSTER_HOME is not set: this run is kept in a temporary instance only")
+    return dg.DagsterInstance.ephemeral()
+
+
+def _execute(job_name: str, run_config: dict) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def(job_name)
+    with _instance() as instance:
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    if not result.success:
+        failures = [event for event in result.all_events if event.is_step_failure]
+        messages = [event.step_failure_data.error.message.strip() for event in failures if event.step_failure_data.error]
+        raise SystemExit(f"{job_name} failed (Dagster run {result.run_id}):\n" + "\n".join(messages))
+    return result
+
+
+def validate(paths: list[str], with_data: bool) -> None:
+    for path in paths:
+        config = load_config(resolve_config_path(path))
+        if with_data:
+            series = load_series(config.data)
+            print(f"ok  {path}: {config.model.type}, {config.task.name}, data {len(series.frame)} rows")
+        else:
+            print(f"ok  {path}: {config.model.type}, {config.task.name}")
+
+
+def _print_result(result: TrainingResult) -> None:
+    print(result.leaderboard.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"MLflow run: {result.run_id}  {result.run_url or ''}")
+    if result.promotion:
+        print(f"registered: {result.promotion.registered_model} v{result.promotion.version} ({result.promotion.decision})")
+
+
+def train_command(config_path: str) -> None:
+    config = load_config(resolve_config_path(config_path))  # fail fast, before launching
+    outcome = _execute("complete_training_job", {"ops": {"train_model": {"config": {"config_path": str(config.source)}}}})
+    _print_result(outcome.output_for_node("train_model"))
+
+
+def compare_command(comparison_path: str) -> dg.ExecuteInProcessResult:
+    comparison = load_comparison_config(resolve_config_path(comparison_path))
+    for member in comparison.configs:
+        load_config(member)
+    op_config = {"config": {"comparison_path": str(comparison.source)}}
+    outcome = _execute(
+        "compare_models_job", {"ops": {"comparison_configs": op_config, "publish_leaderboard": op_config}}
+    )
+    board = outcome.output_for_node("publish_leaderboard")
+    print(board.drop(columns=["run_id"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return outcome
+
+
+def demo_command(comparison_path: str) -> None:
+    outcome = compare_command(comparison_path)
+    board = outcome.output_for_node("publish_leaderboard")
+    runs = board[board["kind"] == "model"][["forecaster", "run_id"]]
+    print("\nMLflow runs:")
+    for row in runs.itertuples():
+        print(f"  {row.forecaster:<12} {row.run_id}")
+    print(f"\nDagster run: {outcome.run_id}")
+    print(f"Tracking store: {resolve_tracking_uri()}")
+    print("Open the UIs with `make dev`: Dagster at http://127.0.0.1:3000, MLflow at http://127.0.0.1:5000")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="energy-forecast", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("validate", help="validate training YAMLs (and, with --data, their data)")
+    check.add_argument("configs", nargs="+")
+    check.add_argument("--data", action="store_true", help="also load and validate each config's data file")
+    one = commands.add_parser("train", help="run complete_training_job for one training YAML")
+    one.add_argument("config")
+    many = commands.add_parser("compare", help="run compare_models_job for a comparison YAML")
+    many.add_argument("comparison", nargs="?", default="configs/comparisons/traditional.yaml")
+    demo = commands.add_parser("demo", help="compare the traditional models and say where to look")
+    demo.add_argument("comparison", nargs="?", default="configs/comparisons/traditional.yaml")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        if args.command == "validate":
+            validate(args.configs, args.data)
+        elif args.command == "train":
+            train_command(args.config)
+        elif args.command == "compare":
+            compare_command(args.comparison)
+        else:
+            demo_command(args.comparison)
+    except BAD_INPUT as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""One leaderboard over several training runs, with the baselines beside them."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from energy_forecast.tracking import Tracker  # noqa: E402
+from energy_forecast.training import TrainingResult  # noqa: E402
+
+__all__ = ["build_leaderboard", "leaderboard_png", "log_leaderboard"]
+
+COLUMNS = ["rmse", "mae", "r2", "mase", "smape", "mape_nonzero"]
+
+
+def build_leaderboard(results: list[TrainingResult]) -> pd.DataFrame:
+    """Models and (once per task) baselines, ranked by test RMSE within each task."""
+    rows = []
+    baselines_seen: set[tuple[str, str]] = set()
+    for result in results:
+        rows.append({
+            "task": result.task, "forecaster": result.config_name, "kind": "model", "model_type": result.model_type,
+            **{k: result.metrics[k] for k in COLUMNS}, "fit_s": result.fit_seconds,
+            "device": result.tags.get("device", ""), "run_id": result.run_id or "",
+            "champion": bool(result.promotion and result.promotion.promoted),
+        })
+        for name, metrics in result.baseline_metrics.items():
+            if (result.task, name) not in baselines_seen:
+                baselines_seen.add((result.task, name))
+                rows.append({"task": result.task, "forecaster": name, "kind": "baseline", "model_type": name, **{k: metrics[k] for k in COLUMNS}})
+    board = pd.DataFrame(rows).sort_values(["task", "rmse"], ignore_index=True)
+    board.insert(0, "rank", board.groupby("task").cumcount() + 1)
+    return board
+
+
+def leaderboard_png(board: pd.DataFrame, title: str) -> bytes:
+    """Horizontal bars of test RMSE per task; baselines in grey."""
+    tasks = list(dict.fromkeys(board["task"]))
+    figure, axes = plt.subplots(len(tasks), 1, figsize=(8, 1.2 + 0.4 * len(board)), squeeze=False)
+    for axis, task in zip(axes[:, 0], tasks, strict=True):
+        part = board[board["task"] == task].iloc[::-1]
+        colours = ["tab:gray" if kind == "baseline" else "tab:blue" for kind in part["kind"]]
+        axis.barh(part["forecaster"], part["rmse"], color=colours)
+        for y, value in enumerate(part["rmse"]):
+            axis.text(value, y, f" {value:.2f}", va="center", fontsize="small")
+        axis.set_title(f"{title}: {task}, test RMSE (lower is better)")
+        axis.grid(axis="x", alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def log_leaderboard(tracker: Tracker, experiment: str, name: str, board: pd.DataFrame, png: bytes) -> tuple[str, str | None]:
+    """A run of kind ``leaderboard`` holding the table (markdown, CSV, MLflow table) and chart."""
+    with tracker.run(experiment=experiment, run_name=f"leaderboard-{name}-{pd.Timestamp.now():%Y%m%d-%H%M%S}", tags={"run_kind": "leaderboard", "comparison": name}) as active:
+        tracker.log_text(board.to_markdown(index=False, floatfmt=".3f"), "leaderboard.md")
+        tracker.log_text(board.to_csv(index=False), "leaderboard.csv")
+        tracker.log_bytes(png, "leaderboard.png")
+        models = board[board["kind"] == "model"]
+        for task, part in models.groupby("task"):
+            best = part.iloc[0]
+            tracker.log_metrics({f"{task}_best_rmse": float(best["rmse"])})
+            tracker.log_params({f"{task}_best": str(best["forecaster"])})
+        return active.info.run_id, tracker.run_url(active.info.experiment_id, active.info.run_id)
