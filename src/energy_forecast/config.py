@@ -378,12 +378,18 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+_FILE_REFERENCES = ("data", "task")
+
+
 def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise ConfigError(f"{path}: 'extends' forms a cycle: {chain}")
     raw = read_yaml(path)
+    for section in _FILE_REFERENCES:  # a path is relative to the file that wrote it
+        if isinstance(raw.get(section), str):
+            raw[section] = str((path.parent / raw[section]).resolve())
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
@@ -461,7 +467,7 @@ def load_training_config(path: Path | str, overrides: dict[str, Any] | None = No
     for section, loader in (("data", load_data_config), ("task", None)):
         reference = raw.get(section)
         if isinstance(reference, str):
-            referenced_path = (path.parent / reference).resolve()
+            referenced_path = Path(reference)
             if not referenced_path.is_file():
                 raise ConfigError(f"{path}: {section}: file not found: {referenced_path}")
             raw[section] = loader(referenced_path) if loader else read_yaml(referenced_path)

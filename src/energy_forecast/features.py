@@ -84,9 +84,9 @@ def _calendar(stamps: pd.DatetimeIndex, wanted: list[str]) -> dict[str, np.ndarr
     every = {
         "slot_of_day": lambda: (stamps.hour * 60 + stamps.minute) / 15.0,
         "hour": lambda: stamps.hour,
-        "day_of_week": lambda: stamps.dayofweek,
-        "is_weekend": lambda: stamps.dayofweek >= 5,
-        "day_of_year": lambda: stamps.dayofyear,
+        "day_of_week": lambda: stamps.day_of_week,
+        "is_weekend": lambda: stamps.day_of_week >= 5,
+        "day_of_year": lambda: stamps.day_of_year,
         "month": lambda: stamps.month,
     }
     return {name: np.asarray(every[name](), dtype="float64") for name in wanted}

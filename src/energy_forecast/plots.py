@@ -30,7 +30,7 @@ def pick_test_week(forecast: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The first Monday-to-Sunday week the forecast covers fully, else its first seven days."""
     stamps = pd.DatetimeIndex(forecast["timestamp"])
     first, last = stamps.min(), stamps.max()
-    monday = (first.normalize() + pd.Timedelta(days=(7 - first.dayofweek) % 7))
+    monday = (first.normalize() + pd.Timedelta(days=(7 - first.day_of_week) % 7))
     if monday + pd.Timedelta(days=7) <= last + pd.Timedelta(minutes=1):
         return monday, monday + pd.Timedelta(days=7)
     return first, min(first + pd.Timedelta(days=7), last + pd.Timedelta(minutes=1))

@@ -35,7 +35,7 @@ _LOAD_LEVEL = {"Light_Load": 4.0, "Medium_Load": 35.0, "Maximum_Load": 60.0}
 
 def _load_type(start: pd.DatetimeIndex) -> np.ndarray:
     hour = start.hour.to_numpy()
-    weekend = start.dayofweek.to_numpy() >= 5
+    weekend = start.day_of_week.to_numpy() >= 5
     kind = np.where((hour >= 9) & (hour < 12) | (hour >= 17) & (hour < 20), "Maximum_Load", "Medium_Load")
     kind = np.where((hour < 8) | (hour >= 21) | weekend, "Light_Load", kind)
     return kind
@@ -75,7 +75,7 @@ def synthetic_steel_frame(days: int = 60, start: str = "2018-01-01", seed: int =
             "Lagging_Current_Power_Factor": lagging_pf,
             "Leading_Current_Power_Factor": leading_pf,
             "NSM": seconds_of_day,
-            "WeekStatus": np.where(interval_start.dayofweek >= 5, "Weekend", "Weekday"),
+            "WeekStatus": np.where(interval_start.day_of_week >= 5, "Weekend", "Weekday"),
             "Day_of_week": weekday,
             "Load_Type": load_type,
         },
