@@ -3,14 +3,20 @@
 MAPE is computed on non-zero actuals only and is named ``mape_nonzero`` to say so: the steel
 series has a zero reading, where a percentage error is undefined. MASE divides MAE by the
 in-sample MAE of the weekly seasonal naive forecast on the training period (Hyndman & Koehler).
+
+Probabilistic forecasts (columns ``q<level>``, e.g. ``q0.1``) are also scored by the pinball
+(quantile) loss averaged over their levels and, when ``q0.1`` and ``q0.9`` exist, by the share of
+actuals inside that 80 % interval (``coverage_80``; well calibrated is 0.8).
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["METRIC_NAMES", "mase_scale", "rmse_by_step", "score"]
+__all__ = ["METRIC_NAMES", "mase_scale", "quantile_columns", "quantile_scores", "rmse_by_step", "score"]
 
 METRIC_NAMES = ("rmse", "mae", "r2", "mape_nonzero", "smape", "mase")
 
@@ -51,3 +57,28 @@ def rmse_by_step(forecast: pd.DataFrame, prediction_column: str = "prediction") 
     """RMSE of each horizon step across origins, indexed by ``step``."""
     squared = (forecast[prediction_column] - forecast["actual"]) ** 2
     return np.sqrt(squared.groupby(forecast["step"]).mean()).rename("rmse")
+
+
+_QUANTILE_COLUMN = re.compile(r"q(0\.\d+)")
+
+
+def quantile_columns(forecast: pd.DataFrame) -> dict[float, str]:
+    """Quantile level -> column, for columns named ``q<level>`` with 0 < level < 1."""
+    return {float(match.group(1)): column for column in forecast.columns if (match := _QUANTILE_COLUMN.fullmatch(str(column)))}
+
+
+def quantile_scores(forecast: pd.DataFrame, actual_column: str = "actual") -> dict[str, float]:
+    """``pinball_loss`` (mean over levels) and ``coverage_80``; empty for point forecasts."""
+    columns = quantile_columns(forecast)
+    if not columns:
+        return {}
+    actual = forecast[actual_column].to_numpy(dtype="float64")
+    losses = []
+    for level, column in columns.items():
+        error = actual - forecast[column].to_numpy(dtype="float64")
+        losses.append(np.mean(np.maximum(level * error, (level - 1.0) * error)))
+    scores = {"pinball_loss": float(np.mean(losses))}
+    if 0.1 in columns and 0.9 in columns:
+        inside = (actual >= forecast[columns[0.1]].to_numpy()) & (actual <= forecast[columns[0.9]].to_numpy())
+        scores["coverage_80"] = float(inside.mean())
+    return scores

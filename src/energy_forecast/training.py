@@ -22,8 +22,15 @@ from energy_forecast.backtest import ChronologicalSplit, attach_actuals, split_s
 from energy_forecast.config import ConfigError, TrainingConfig, load_training_config
 from energy_forecast.data.loading import SeriesData, load_series
 from energy_forecast.device import DeviceChoice
-from energy_forecast.metrics import mase_scale, rmse_by_step, score
-from energy_forecast.models import ForecastProblem, Forecaster, ModelConfigError, ValidationData, create_model, parse_params
+from energy_forecast.metrics import mase_scale, quantile_scores, rmse_by_step, score
+from energy_forecast.models import (
+    Forecaster,
+    ForecastProblem,
+    ModelConfigError,
+    ValidationData,
+    create_model,
+    parse_params,
+)
 from energy_forecast.models.registry import model_class
 from energy_forecast.plots import error_by_horizon_png, forecast_week_png
 from energy_forecast.tracking import Promotion, Tracker, flatten, git_commit
@@ -139,8 +146,8 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
         model=model,
         split=split,
         forecast=forecast,
-        metrics=score(forecast["actual"], forecast["prediction"], scale=scale),
-        validation_metrics=score(validation["actual"], validation["prediction"], scale=scale),
+        metrics=score(forecast["actual"], forecast["prediction"], scale=scale) | quantile_scores(forecast),
+        validation_metrics=score(validation["actual"], validation["prediction"], scale=scale) | quantile_scores(validation),
         baseline_metrics=baseline_metrics,
         model_input=model.model_input(split.through_test, split.test_origins),
         fit_seconds=fit_seconds,
