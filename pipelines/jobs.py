@@ -84,6 +84,27 @@ complete_training_job = training_job(
     "Train any model from its YAML (model.type selects the family); log to MLflow and register it.",
 )
 
+chronos_zeroshot_job = training_job(
+    "chronos_zeroshot_job",
+    "configs/training/chronos2_zeroshot.yaml",
+    "Chronos-2 zero-shot on the target alone: load the pretrained weights, backtest December, log and register.",
+    gpu=True,
+)
+
+chronos_finetuned_job = training_job(
+    "chronos_finetuned_job",
+    "configs/training/chronos2_finetuned.yaml",
+    "Chronos-2 fine-tuned on January-October (target alone), validated on November; weights logged to MLflow.",
+    gpu=True,
+)
+
+chronos_covariates_job = training_job(
+    "chronos_covariates_job",
+    "configs/training/chronos2_covariates.yaml",
+    "Chronos-2 fine-tuned with the nine covariates in their past / known-future roles; weights logged to MLflow.",
+    gpu=True,
+)
+
 
 @dg.op(out=dg.DynamicOut(str), description="Validate every config of a comparison before training any.")
 def comparison_configs(context: dg.OpExecutionContext, config: ComparisonJobConfig):
@@ -120,11 +141,12 @@ def publish_leaderboard(
     return dg.Output(board, metadata=metadata)
 
 
-def comparison_job(name: str, default_comparison: str, description: str) -> dg.JobDefinition:
+def comparison_job(name: str, default_comparison: str, description: str, *, gpu: bool = False) -> dg.JobDefinition:
     @dg.job(
         name=name,
         description=description,
         executor_def=dg.in_process_executor,
+        tags={GPU_TAG: str(gpu).lower()},
         config=dg.RunConfig(ops={
             "comparison_configs": ComparisonJobConfig(comparison_path=default_comparison),
             "publish_leaderboard": ComparisonJobConfig(comparison_path=default_comparison),
@@ -140,4 +162,11 @@ compare_models_job = comparison_job(
     "compare_models_job",
     "configs/comparisons/traditional.yaml",
     "Train every traditional config and rank them against the baselines on one leaderboard.",
+)
+
+compare_all_models_job = comparison_job(
+    "compare_all_models_job",
+    "configs/comparisons/all.yaml",
+    "Train all eight models (five traditional, Chronos-2 in three modes) and rank them against the baselines.",
+    gpu=True,
 )
