@@ -229,6 +229,11 @@ class FeatureConfig(StrictModel):
         default=[96, 192, 672],
         description="target values L steps before the forecast timestamp; L must be >= horizon",
     )
+    seasonal_means: list[tuple[int, int]] = Field(
+        default=[],
+        description="[L, n]: mean of the target at L, 2L, ..., nL steps before the forecast stamp "
+        "(a smoothed same-slot profile); L must be >= horizon",
+    )
     rolling_windows: list[int] = Field(
         default=[16, 96, 672], description="means of the last w target values before the origin"
     )
@@ -252,11 +257,26 @@ class FeatureConfig(StrictModel):
             raise ValueError(f"must be positive integers, got {bad}")
         return sorted(set(values))
 
+    @field_validator("seasonal_means")
+    @classmethod
+    def _lags_and_counts_positive(cls, values: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        bad = [pair for pair in values if min(pair) < 1]
+        if bad:
+            raise ValueError(f"lag and count must be positive integers, got {bad}")
+        return sorted(set(values))
+
     @property
     def lookback(self) -> int:
         """Steps of history needed before the earliest origin."""
         return max(
-            [1, *self.origin_lags, *self.seasonal_lags, *self.rolling_windows, *self.past_covariate_lags]
+            [
+                1,
+                *self.origin_lags,
+                *self.seasonal_lags,
+                *(lag * count for lag, count in self.seasonal_means),
+                *self.rolling_windows,
+                *self.past_covariate_lags,
+            ]
         )
 
 
@@ -305,10 +325,11 @@ class TrainingConfig(StrictModel):
                     f"covariates {unknown} are not declared in data '{self.data.name}'; "
                     f"declared covariates: {declared}"
                 )
-        too_short = [lag for lag in self.features.seasonal_lags if lag < self.task.horizon]
+        lags = [*self.features.seasonal_lags, *(lag for lag, _ in self.features.seasonal_means)]
+        too_short = [lag for lag in lags if lag < self.task.horizon]
         if too_short:
             raise ValueError(
-                f"features.seasonal_lags {too_short} are shorter than the horizon "
+                f"features.seasonal_lags / seasonal_means lags {too_short} are shorter than the horizon "
                 f"({self.task.horizon}): they would read values at or after the origin"
             )
         return self

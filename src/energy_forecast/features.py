@@ -10,6 +10,7 @@ feature                     value                                     reads posi
 ``step``                    steps ahead, 1..horizon                   none
 ``target_lag{k}_origin``    target k steps before the origin          ``o - k``, k >= 1
 ``target_lag{L}``           target L steps before the forecast stamp  ``t - L``, L >= horizon
+``target_mean_lag{L}x{n}``  mean of the target at L, 2L, … nL before  ``t - iL``, L >= horizon
 ``target_mean{w}_origin``   mean of the w target values before o      ``o - w .. o - 1``
 ``{past}_lag{k}_origin``    past covariate k steps before the origin  ``o - k``, k >= 1
 ``{future}``                known-future covariate at the stamp       ``t`` (known ahead)
@@ -49,7 +50,7 @@ class FeatureSpec:
     future_covariates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        too_short = [lag for lag in self.recipe.seasonal_lags if lag < self.horizon]
+        too_short = [lag for lag in [*self.recipe.seasonal_lags, *(lag for lag, _ in self.recipe.seasonal_means)] if lag < self.horizon]
         if too_short:
             raise ValueError(
                 f"seasonal lags {too_short} are shorter than the horizon {self.horizon}: "
@@ -134,6 +135,8 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, spec: Feat
         columns[f"target_lag{k}_origin"] = y[origin_pos - k]
     for lag in recipe.seasonal_lags:
         columns[f"target_lag{lag}"] = y[stamp_pos - lag]
+    for lag, count in recipe.seasonal_means:
+        columns[f"target_mean_lag{lag}x{count}"] = np.mean([y[stamp_pos - lag * i] for i in range(1, count + 1)], axis=0)
     if recipe.rolling_windows:
         cumulative = np.concatenate([[0.0], np.cumsum(y)])
         for w in recipe.rolling_windows:
