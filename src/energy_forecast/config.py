@@ -416,7 +416,18 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
         return raw
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a relative path to a parent YAML")
-    return deep_merge(_read_with_extends(path.parent / parent, (*seen, path)), raw)
+    inherited = _read_with_extends(path.parent / parent, (*seen, path))
+    return _merge_training(inherited, raw)
+
+
+def _merge_training(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``deep_merge``, except that parameters belong to a model type: a child that changes
+    ``model.type`` does not inherit the parent's ``model.params``."""
+    parent_model, child_model = parent.get("model"), child.get("model")
+    if isinstance(parent_model, dict) and isinstance(child_model, dict):
+        if child_model.get("type", parent_model.get("type")) != parent_model.get("type"):
+            parent = {**parent, "model": {k: v for k, v in parent_model.items() if k != "params"}}
+    return deep_merge(parent, child)
 
 
 def _annotation_fields(annotation: Any) -> dict[str, Any] | None:
@@ -483,7 +494,7 @@ def load_training_config(path: Path | str, overrides: dict[str, Any] | None = No
     path = Path(path)
     raw = _read_with_extends(path)
     if overrides:
-        raw = deep_merge(raw, overrides)
+        raw = _merge_training(raw, overrides)
     raw.setdefault("name", path.stem)
     for section, loader in (("data", load_data_config), ("task", None)):
         reference = raw.get(section)

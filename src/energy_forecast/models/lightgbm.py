@@ -74,7 +74,7 @@ class LightGBMForecaster(TabularForecaster):
         callbacks: list[Any] = [log_progress]
         fit_kwargs: dict[str, Any] = {}
         if X_val is not None:
-            fit_kwargs["eval_set"] = [(X_val, y_val)]
+            fit_kwargs.update(eval_X=(X_val,), eval_y=(y_val,))
             if self.params.early_stopping_rounds:
                 callbacks.append(lightgbm.early_stopping(self.params.early_stopping_rounds, verbose=False))
         self.model_.fit(X, y, callbacks=callbacks, **fit_kwargs)

@@ -63,14 +63,18 @@ def parse_params(name: str, params: dict[str, Any], field: str = "model") -> Mod
     try:
         return cls.params_class.model_validate(params)
     except ValidationError as error:
-        valid = ", ".join(sorted(cls.params_class.model_fields))
-        problems = []
+        problems, unknown = [], []
         for problem in error.errors():
             location = ".".join(str(part) for part in problem["loc"])
             if problem["type"] == "extra_forbidden":
-                problems.append(f"unknown parameter '{location}' for {name}; valid parameters: {valid}")
+                unknown.append(f"'{location}'")
             else:
-                problems.append(f"{location}: {problem['msg'].removeprefix('Value error, ')}")
+                message = problem["msg"].removeprefix("Value error, ")
+                problems.append(message if message.startswith(f"{location}.") else f"{location}: {message}")
+        if unknown:
+            valid = ", ".join(sorted(cls.params_class.model_fields))
+            noun = "parameter" if len(unknown) == 1 else "parameters"
+            problems.insert(0, f"unknown {noun} {', '.join(unknown)} for {name}; valid parameters: {valid}")
         raise ModelConfigError(f"{field}.params", "; ".join(problems)) from None
 
 

@@ -1,0 +1,108 @@
+"""Features match a naive reference and cannot see anything at or after the origin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from energy_forecast.config import FeatureConfig
+from energy_forecast.features import FeatureSpec, build_features
+
+HORIZON = 96
+PAST = ("Lagging_Current_Power_Factor", "Load_Type_past")
+FUTURE = ("Load_Type", "NSM")
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    index = pd.date_range("2018-01-01", periods=96 * 30, freq="15min", name="timestamp")
+    rng = np.random.default_rng(0)
+    load_type = pd.Categorical(rng.choice(["Light_Load", "Medium_Load", "Maximum_Load"], len(index)))
+    return pd.DataFrame(
+        {
+            "Usage_kWh": rng.uniform(0, 100, len(index)),
+            "Lagging_Current_Power_Factor": rng.uniform(50, 100, len(index)),
+            "Load_Type_past": load_type,
+            "Load_Type": load_type,
+            "NSM": ((index.hour * 3600 + index.minute * 60 + 900) % 86400).astype(float),
+        },
+        index=index,
+    )
+
+
+@pytest.fixture
+def spec() -> FeatureSpec:
+    recipe = FeatureConfig(
+        origin_lags=[1, 4], seasonal_lags=[96, 672], seasonal_means=[(96, 3)], rolling_windows=[8],
+        past_covariate_lags=[1, 96], calendar=["slot_of_day", "day_of_week", "is_weekend"],
+    )
+    return FeatureSpec(target="Usage_kWh", horizon=HORIZON, recipe=recipe, past_covariates=PAST, future_covariates=FUTURE)
+
+
+def origins(frame: pd.DataFrame) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(["2018-01-10 00:00", "2018-01-15 13:00", "2018-01-20 00:00"], name="origin")
+
+
+def test_when_features_are_built_then_each_column_matches_a_naive_reference(frame, spec):
+    matrix = build_features(frame, origins(frame), spec=spec)
+    y = frame["Usage_kWh"].to_numpy()
+    assert len(matrix.X) == 3 * HORIZON
+    for row in [0, 37, 95, 96, 200, 287]:
+        origin, step = matrix.keys.loc[row, ["origin", "step"]]
+        o = frame.index.get_loc(origin)
+        t = o + step - 1
+        features = matrix.X.iloc[row]
+        assert matrix.keys.loc[row, "timestamp"] == frame.index[t]
+        assert features["step"] == step
+        assert features["target_lag1_origin"] == y[o - 1] and features["target_lag4_origin"] == y[o - 4]
+        assert features["target_lag96"] == y[t - 96] and features["target_lag672"] == y[t - 672]
+        assert features["target_mean_lag96x3"] == pytest.approx(np.mean([y[t - 96], y[t - 192], y[t - 288]]))
+        assert features["target_mean8_origin"] == pytest.approx(y[o - 8 : o].mean())
+        assert features["Lagging_Current_Power_Factor_lag96_origin"] == frame["Lagging_Current_Power_Factor"].iloc[o - 96]
+        assert features["Load_Type_past_lag1_origin"] == frame["Load_Type_past"].cat.codes.iloc[o - 1]
+        assert features["Load_Type"] == frame["Load_Type"].cat.codes.iloc[t]
+        assert features["NSM"] == frame["NSM"].iloc[t]
+        stamp = frame.index[t]
+        assert features["slot_of_day"] == stamp.hour * 4 + stamp.minute // 15
+        assert features["day_of_week"] == stamp.day_of_week and features["is_weekend"] == (stamp.day_of_week >= 5)
+        assert matrix.y[row] == y[t]
+
+
+def test_when_values_at_or_after_the_origin_change_then_no_feature_moves(frame, spec):
+    chosen = origins(frame)
+    before = build_features(frame, chosen, spec=spec)
+    for origin_position, origin in enumerate(chosen):
+        perturbed = frame.copy()
+        after = perturbed.index >= origin
+        perturbed.loc[after, "Usage_kWh"] = perturbed.loc[after, "Usage_kWh"] * -7 + 1000
+        perturbed.loc[after, "Lagging_Current_Power_Factor"] = 0.0
+        perturbed.loc[after, "Load_Type_past"] = "Light_Load"
+        rows = before.keys["origin"] == origin
+        changed = build_features(perturbed, chosen[origin_position : origin_position + 1], spec=spec)
+        pd.testing.assert_frame_equal(changed.X.reset_index(drop=True), before.X[rows].reset_index(drop=True))
+
+
+def test_when_known_future_values_change_then_only_their_columns_move(frame, spec):
+    """The leak test above can fail: the same perturbation on a future column does show."""
+    chosen = origins(frame)[:1]
+    before = build_features(frame, chosen, spec=spec).X
+    perturbed = frame.copy()
+    perturbed.loc[perturbed.index >= chosen[0], "NSM"] = -1.0
+    after = build_features(perturbed, chosen, spec=spec).X
+    moved = [column for column in before if not before[column].equals(after[column])]
+    assert moved == ["NSM"]
+
+
+def test_when_a_seasonal_lag_is_shorter_than_the_horizon_then_the_spec_refuses(spec):
+    with pytest.raises(ValueError, match="shorter than the horizon"):
+        FeatureSpec(target="y", horizon=96, recipe=FeatureConfig(seasonal_lags=[48]))
+    with pytest.raises(ValueError, match="shorter than the horizon"):
+        FeatureSpec(target="y", horizon=96, recipe=FeatureConfig(seasonal_lags=[96], seasonal_means=[(24, 7)]))
+
+
+def test_when_an_origin_lacks_history_or_room_then_it_is_rejected(frame, spec):
+    with pytest.raises(ValueError, match="steps of history; the features need 672"):
+        build_features(frame, pd.DatetimeIndex(["2018-01-02"]), spec=spec)
+    with pytest.raises(ValueError, match="runs past the end of the series"):
+        build_features(frame, pd.DatetimeIndex([frame.index[-10]]), spec=spec)
