@@ -39,8 +39,9 @@ $(BIN)/.dev.stamp: requirements/dev.lock pyproject.toml
 venv: $(BIN)/.base.stamp ## virtual environment with the pinned runtime dependencies
 venv-dev: $(BIN)/.dev.stamp ## ... plus Chronos (torch), the stack tools and the test tools
 
-data: venv ## download the UCI data and check its sha256 (or check $$DATA_PATH)
+data: venv ## download the UCI data and check its sha256 (or check $$DATA_PATH); dvc add it, dvc push it when the stack is up
 	$(BIN)/python -m energy_forecast.data.fetch --dest "$(DATA_PATH)"
+	$(BIN)/python infra/scripts/data_dvc.py "$(DATA_PATH)"
 
 demo: venv data ## train the traditional models through Dagster, locally, and print the leaderboard
 	@mkdir -p "$(DAGSTER_HOME)" .mlflow

@@ -1,4 +1,4 @@
-"""Write requirements/{base,dev}.lock from a fresh resolution of pyproject.toml (`make lock`)."""
+"""Write requirements/{base,dev,trainer}.lock from a fresh resolution of pyproject.toml (`make lock`)."""
 
 import json
 import subprocess
@@ -6,7 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-TARGETS = {"base": ".", "dev": ".[chronos,stack,dev]"}
+TARGETS = {"base": ".", "dev": ".[chronos,stack,dev]", "trainer": ".[chronos,stack]"}
+"""trainer: what the trainer image (services/trainer) installs: every model family and the stack tools."""
 
 
 def main() -> None:

@@ -1,0 +1,73 @@
+# The Docker Compose stack (included by the Makefile). `make up`, then `make launch CONFIG=...`.
+#
+# ENV_FILE is the stack's settings and secrets (created from .env.example with random secrets on
+# the first `make up`); COMPOSE_FILES adds override files; DOCKER names the docker CLI.
+
+ENV_FILE ?= .env
+ENV_EXAMPLE := .env.example
+DOCKER ?= docker
+COMPOSE_FILES ?= -f docker-compose.yml
+STACK_WAIT ?= 900
+SERVICE ?=
+COMPOSE = $(DOCKER) compose --env-file "$(ENV_FILE)" $(COMPOSE_FILES)
+STACK_ENV = python3 infra/scripts/stack_env.py
+STACK_GET = $(shell python3 infra/scripts/stack_env.py get "$(ENV_FILE)" $(1) 2>/dev/null)
+
+.PHONY: up down logs ps clean launch stack-check-env stack-check-docker stack-urls stack-dvc-local
+
+stack-check-env:
+	@if [ -f "$(ENV_FILE)" ]; then $(STACK_ENV) check "$(ENV_FILE)" $(ENV_EXAMPLE); fi
+
+stack-check-docker:
+	@command -v $(DOCKER) >/dev/null 2>&1 || { \
+	  echo "error: '$(DOCKER)' is not installed: the stack needs Docker Engine with Compose v2 (https://docs.docker.com/engine/install/). Nothing was changed." >&2; exit 2; }
+	@$(DOCKER) info >/dev/null 2>&1 || { \
+	  echo "error: the Docker engine does not answer ('$(DOCKER) info' failed): start it, or check DOCKER_HOST and your access to the socket. Nothing was changed." >&2; exit 2; }
+	@$(DOCKER) compose version >/dev/null 2>&1 || { \
+	  echo "error: '$(DOCKER) compose' is missing: install the Compose v2 plugin. Nothing was changed." >&2; exit 2; }
+
+up: stack-check-env stack-check-docker ## build and start the Docker Compose stack, wait until healthy, print the URLs
+	@[ -f "$(ENV_FILE)" ] || $(STACK_ENV) create "$(ENV_FILE)" $(ENV_EXAMPLE)
+	@mkdir -p "$$($(STACK_ENV) get "$(ENV_FILE)" DATA_DIR)"
+	GIT_COMMIT="$$(git rev-parse HEAD 2>/dev/null || echo unknown)$$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)" \
+	  $(COMPOSE) build
+	$(COMPOSE) up -d --remove-orphans --wait --wait-timeout $(STACK_WAIT)
+	@$(MAKE) --no-print-directory stack-dvc-local stack-urls
+
+stack-urls:
+	@echo ""
+	@echo "  Dagster UI     http://127.0.0.1:$(call STACK_GET,DAGSTER_PORT)"
+	@echo "  MLflow UI      http://127.0.0.1:$(call STACK_GET,MLFLOW_PORT)"
+	@echo "  MinIO console  http://127.0.0.1:$(call STACK_GET,MINIO_CONSOLE_PORT)   (MINIO_ROOT_USER / MINIO_ROOT_PASSWORD in $(ENV_FILE))"
+	@echo "  S3 API         http://127.0.0.1:$(call STACK_GET,MINIO_API_PORT)   (DVC remote; .dvc/config.local)"
+	@echo ""
+	@echo "  make launch CONFIG=configs/training/lightgbm.yaml    make logs    make ps    make down"
+
+stack-dvc-local: # point DVC on this host at the stack's S3 API with the stack's limited key
+	@$(STACK_ENV) dvc-local "$(ENV_FILE)" .dvc/config.local
+
+down: stack-check-docker ## stop the stack (volumes, runs and artifacts are kept)
+	@[ -f "$(ENV_FILE)" ] || { echo "error: $(ENV_FILE) not found: nothing to stop" >&2; exit 2; }
+	$(COMPOSE) down --remove-orphans
+	@ids=$$($(DOCKER) ps -aq --filter "label=com.energy-forecast.project=$(call STACK_GET,COMPOSE_PROJECT_NAME)"); \
+	  if [ -n "$$ids" ]; then echo "removing finished run containers"; $(DOCKER) rm -f $$ids >/dev/null; fi
+
+logs: stack-check-docker ## follow the stack's logs (SERVICE=dagster-daemon for one service)
+	$(COMPOSE) logs --follow --tail 200 $(SERVICE)
+
+ps: stack-check-docker ## the stack's containers and their health
+	$(COMPOSE) ps --all
+
+clean: stack-check-docker ## stop the stack and DELETE its volumes (runs, MLflow data, artifacts, DVC remote), after confirmation
+	@[ -f "$(ENV_FILE)" ] || { echo "error: $(ENV_FILE) not found: nothing to clean" >&2; exit 2; }
+	@if [ "$(CONFIRM)" != yes ]; then \
+	  echo "This deletes the volumes of project '$(call STACK_GET,COMPOSE_PROJECT_NAME)': every Dagster run, every MLflow run, model and artifact, and the DVC remote's data."; \
+	  read -r -p "Type 'yes' to delete them: " answer; \
+	  [ "$$answer" = yes ] || { echo "Nothing was deleted."; exit 1; }; \
+	fi
+	$(COMPOSE) down --volumes --remove-orphans
+	@ids=$$($(DOCKER) ps -aq --filter "label=com.energy-forecast.project=$(call STACK_GET,COMPOSE_PROJECT_NAME)"); \
+	  if [ -n "$$ids" ]; then $(DOCKER) rm -f $$ids >/dev/null; fi
+
+launch: venv ## launch complete_training_job for CONFIG on the stack, follow it, print the MLflow run link
+	$(BIN)/python -m pipelines.launch "$(CONFIG)" --env-file "$(ENV_FILE)"
