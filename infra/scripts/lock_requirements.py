@@ -6,16 +6,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-TARGETS = {"base": ".", "dev": ".[chronos,stack,dev]", "trainer": ".[chronos,stack]"}
-"""trainer: what the trainer image (services/trainer) installs: every model family and the stack tools."""
+TARGETS = {"dev": ".[chronos,stack,dev]", "base": ".", "trainer": ".[chronos,stack]"}
+"""dev first: the other sets are resolved under its pins, so that every lock agrees on every version
+(`make venv` after `make venv-dev` must not move a package). trainer: what the trainer image
+(services/trainer) installs: every model family and the stack tools."""
+SUPERSET = "dev"
 
 
 def main() -> None:
     for name, spec in TARGETS.items():
         with tempfile.TemporaryDirectory() as scratch:
             report = Path(scratch) / "report.json"
+            constraints = [] if name == SUPERSET else ["--constraint", f"requirements/{SUPERSET}.lock"]
             subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report), spec],
+                [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report), *constraints, spec],
                 check=True,
             )
             items = json.loads(report.read_text())["install"]
