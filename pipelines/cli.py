@@ -21,6 +21,7 @@ from energy_forecast.config import ConfigError, load_comparison_config
 from energy_forecast.data.loading import DataValidationError, load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.tracking import resolve_tracking_uri
+from energy_forecast.config import TrainingConfig
 from energy_forecast.training import TrainingResult, load_config
 from pipelines.definitions import defs
 from pipelines.paths import resolve_config_path
@@ -37,14 +38,24 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+def step_failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The user-code error behind each failed step (Dagster wraps it in its own error)."""
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            messages.append(f"{error.cls_name}: {error.message.strip()}")
+    return messages
+
+
 def _execute(job_name: str, run_config: dict) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(job_name)
     with _instance() as instance:
         result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     if not result.success:
-        failures = [event for event in result.all_events if event.is_step_failure]
-        messages = [event.step_failure_data.error.message.strip() for event in failures if event.step_failure_data.error]
-        raise SystemExit(f"{job_name} failed (Dagster run {result.run_id}):\n" + "\n".join(messages))
+        raise SystemExit(f"{job_name} failed (Dagster run {result.run_id}):\n" + "\n".join(step_failure_messages(result)))
     return result
 
 
@@ -65,8 +76,15 @@ def _print_result(result: TrainingResult) -> None:
         print(f"registered: {result.promotion.registered_model} v{result.promotion.version} ({result.promotion.decision})")
 
 
+def _check_before_launch(config_path: Path) -> TrainingConfig:
+    """Validate the config and its data here, so bad input launches no run at all."""
+    config = load_config(config_path)
+    load_series(config.data)
+    return config
+
+
 def train_command(config_path: str) -> None:
-    config = load_config(resolve_config_path(config_path))  # fail fast, before launching
+    config = _check_before_launch(resolve_config_path(config_path))
     outcome = _execute("complete_training_job", {"ops": {"train_model": {"config": {"config_path": str(config.source)}}}})
     _print_result(outcome.output_for_node("train_model"))
 
@@ -74,7 +92,7 @@ def train_command(config_path: str) -> None:
 def compare_command(comparison_path: str) -> dg.ExecuteInProcessResult:
     comparison = load_comparison_config(resolve_config_path(comparison_path))
     for member in comparison.configs:
-        load_config(member)
+        _check_before_launch(member)
     op_config = {"config": {"comparison_path": str(comparison.source)}}
     outcome = _execute(
         "compare_models_job", {"ops": {"comparison_configs": op_config, "publish_leaderboard": op_config}}
