@@ -46,7 +46,8 @@ def step_failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
             error = event.step_failure_data.error
             while error.cause is not None:
                 error = error.cause
-            messages.append(f"{error.cls_name}: {error.message.strip()}")
+            text = error.message.strip()  # "package.module.ClassName: message"
+            messages.append(f"{error.cls_name}: {text.split(f'{error.cls_name}: ', 1)[-1]}")
     return messages
 
 
