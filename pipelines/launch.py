@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     dagster_url = args.dagster_url or f"http://127.0.0.1:{settings.get('DAGSTER_PORT', '3000')}"
     mlflow_url = args.mlflow_url or f"http://127.0.0.1:{settings.get('MLFLOW_PORT', '5000')}"
     configs_dir = Path(settings.get("CONFIGS_DIR", "./configs"))
-    if not configs_dir.is_absolute():
-        configs_dir = args.env_file.resolve().parent / configs_dir
+    if not configs_dir.is_absolute():  # as Compose resolves it: against the compose file's folder
+        configs_dir = PROJECT_DIR / configs_dir
 
     try:
         source = resolve_config_path(args.config)

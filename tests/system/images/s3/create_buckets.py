@@ -17,7 +17,7 @@ client = boto3.client(
     aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
     region_name="us-east-1",
 )
-for attempt in range(30):
+for _attempt in range(30):
     try:
         existing = {bucket["Name"] for bucket in client.list_buckets()["Buckets"]}
         break

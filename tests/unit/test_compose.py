@@ -1,0 +1,269 @@
+"""Static checks of the Compose stack: Dockerfiles, the Compose files and the Dagster instance config.
+
+No Docker engine needed: hadolint and check-jsonschema come with the dev environment, and the
+reference checks read the YAML. ``check-jsonschema`` validates the compose-spec schema, which does
+not catch a reference to an undefined network, volume, secret or service; the tests below do.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_DIR
+
+BIN = Path(sys.executable).parent
+COMPOSE_FILE = PROJECT_DIR / "docker-compose.yml"
+TEST_OVERRIDE = PROJECT_DIR / "tests" / "system" / "docker-compose.test.yml"
+ENV_EXAMPLE = PROJECT_DIR / ".env.example"
+DAGSTER_YAML = PROJECT_DIR / "infra" / "dagster" / "dagster.yaml"
+DOCKERFILES = sorted([*PROJECT_DIR.glob("services/**/Dockerfile"), *PROJECT_DIR.glob("tests/system/images/**/Dockerfile")])
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}")
+SET_BY_COMPOSE_OR_MAKE = {"COMPOSE_PROJECT_NAME", "GIT_COMMIT", "STANDIN_BASE_IMAGE"}
+"""Variables that are not settings: the project name (``name:`` / ``-p``), the commit (``make up``),
+the stand-ins' base image (test override only)."""
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if path.is_file():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: `make venv-dev` installs it")
+    return found
+
+
+def compose(path: Path = COMPOSE_FILE) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def named_volumes(service: dict) -> list[str]:
+    names = []
+    for volume in service.get("volumes", []):
+        source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source", "")
+        if isinstance(volume, dict) and volume.get("type") not in (None, "volume"):
+            continue
+        if source and not source.startswith((".", "/", "$", "~")):
+            names.append(source)
+    return names
+
+
+def service_networks(service: dict) -> list[str]:
+    networks = service.get("networks", [])
+    return list(networks) if isinstance(networks, dict | list) else []
+
+
+def service_secrets(service: dict) -> list[str]:
+    build = service.get("build") if isinstance(service.get("build"), dict) else {}
+    entries = [*service.get("secrets", []), *build.get("secrets", [])]
+    return [entry if isinstance(entry, str) else entry["source"] for entry in entries]
+
+
+def depends_on(service: dict) -> dict[str, str]:
+    value = service.get("depends_on", {})
+    if isinstance(value, list):
+        return dict.fromkeys(value, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in value.items()}
+
+
+# -- Dockerfiles ---------------------------------------------------------------------------------
+
+
+def test_the_stack_has_its_dockerfiles():
+    found = {path.relative_to(PROJECT_DIR).as_posix() for path in DOCKERFILES}
+    assert {"services/mlflow/Dockerfile", "services/dagster/Dockerfile", "services/trainer/Dockerfile"} <= found
+    assert {"tests/system/images/postgres/Dockerfile", "tests/system/images/s3/Dockerfile"} <= found
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.relative_to(PROJECT_DIR).as_posix())
+def test_when_hadolint_reads_a_dockerfile_then_it_finds_nothing(dockerfile):
+    answer = subprocess.run([tool("hadolint"), "--no-color", str(dockerfile)], capture_output=True, text=True, check=False)
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.relative_to(PROJECT_DIR).as_posix())
+def test_python_images_take_their_base_image_as_a_build_argument(dockerfile):
+    text = dockerfile.read_text()
+    assert re.search(r"^ARG BASE_IMAGE=\S+:\S+$", text, re.MULTILINE), "base image must be a pinned, overridable ARG"
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.MULTILINE)
+
+
+# -- Compose files -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [COMPOSE_FILE, TEST_OVERRIDE], ids=lambda p: p.name)
+def test_when_the_compose_file_is_checked_against_the_compose_spec_then_it_is_valid(path):
+    answer = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)], capture_output=True, text=True, check=False
+    )
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+
+
+@pytest.mark.parametrize("path", [COMPOSE_FILE, TEST_OVERRIDE], ids=lambda p: p.name)
+def test_every_network_volume_secret_and_dependency_referenced_is_defined(path):
+    main, spec = compose(), compose(path)
+    services = main["services"]
+    networks = set((main.get("networks") or {}).keys()) | {"default"}
+    volumes = set((main.get("volumes") or {}).keys())
+    secrets = set((main.get("secrets") or {}).keys())
+    problems = []
+    for name, service in spec["services"].items():
+        if name not in services:
+            problems.append(f"{path.name}: service {name} is not a service of docker-compose.yml")
+            continue
+        problems += [f"{name}: network {n} undefined" for n in service_networks(service) if n not in networks]
+        problems += [f"{name}: volume {v} undefined" for v in named_volumes(service) if v not in volumes]
+        problems += [f"{name}: secret {s} undefined" for s in service_secrets(service) if s not in secrets]
+        problems += [f"{name}: depends_on {d} undefined" for d in depends_on(service) if d not in services]
+    assert not problems, "\n".join(problems)
+
+
+def test_dependencies_wait_for_what_their_condition_promises():
+    services = compose()["services"]
+    problems = []
+    for name, service in services.items():
+        for target, condition in depends_on(service).items():
+            if condition == "service_healthy" and "healthcheck" not in services[target]:
+                problems.append(f"{name} waits for {target} to be healthy, but {target} has no healthcheck")
+            if condition == "service_completed_successfully" and services[target].get("restart", "no") != "no":
+                problems.append(f"{name} waits for one-shot {target}, which restarts")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_long_running_service_has_a_healthcheck_and_one_shot_services_do_not_restart():
+    for name, service in compose()["services"].items():
+        if service.get("restart") == "no":
+            continue
+        assert "healthcheck" in service, name
+
+
+def test_published_ports_are_bound_to_loopback():
+    for name, service in compose()["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is reachable from other machines"
+
+
+def test_postgres_publishes_no_port():
+    assert "ports" not in compose()["services"]["postgres"]
+
+
+def with_defaults(text: str) -> str:
+    """``${NAME:-default}`` -> ``default``; ``${NAME}`` -> ``NAME``."""
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: m.group(2) if m.group(2) is not None else m.group(1), text)
+
+
+def test_images_are_pinned_by_tag():
+    for name, service in compose()["services"].items():
+        image = with_defaults(service["image"])
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{name}: {service['image']}"
+
+
+def test_every_variable_the_compose_files_use_is_in_env_example():
+    example = {line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line and not line.startswith("#")}
+    used = set(VARIABLE.findall(COMPOSE_FILE.read_text() + TEST_OVERRIDE.read_text()))
+    missing = used - example - SET_BY_COMPOSE_OR_MAKE
+    assert not missing, f"not in .env.example: {sorted(missing)}"
+
+
+def test_secrets_come_from_the_environment_not_from_the_compose_file():
+    secretive = re.compile(r"(PASSWORD|SECRET|ACCESS_KEY)", re.IGNORECASE)
+    credentials_in_url = re.compile(r"://([^/@]+):([^/@]+)@")
+    for name, service in compose()["services"].items():
+        environment = service.get("environment") or {}
+        for key, value in environment.items():
+            value = str(value)
+            if secretive.search(key):
+                assert re.fullmatch(r"\$\{\w+(:\?[^}]*)?\}", value), f"{name}.{key} = {value!r} is not from .env"
+            for user, password in credentials_in_url.findall(value):
+                assert user.startswith("${") and password.startswith("${"), f"{name}.{key} holds literal credentials"
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if "=" in line and not line.startswith("#") and secretive.search(line.split("=", 1)[0]):
+            assert line.split("=", 1)[1] == "change-me", f".env.example: {line} is not a placeholder"
+
+
+def test_mlflow_serves_artifacts_from_s3_to_postgres_metadata_and_allows_its_service_name():
+    mlflow = compose()["services"]["mlflow"]
+    command = " ".join(mlflow["command"])
+    assert "--serve-artifacts" in command and "--artifacts-destination=s3://mlflow/" in command
+    assert re.search(r"--allowed-hosts=\S*\bmlflow:5000\b", command)
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
+    assert mlflow["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert "/health" not in " ".join(mlflow["healthcheck"]["test"])
+
+
+def test_the_code_server_names_the_image_runs_launch_in():
+    code_server = compose()["services"]["code-server"]
+    assert code_server["environment"]["DAGSTER_CURRENT_IMAGE"] == code_server["image"]
+    assert code_server["build"]["dockerfile"] == "services/trainer/Dockerfile"
+    assert {"BASE_IMAGE", "TORCH_VARIANT"} <= set(code_server["build"]["args"])
+
+
+def test_the_run_network_is_the_stacks_network():
+    spec = compose()
+    network = spec["networks"]["backend"]["name"]
+    assert spec["services"]["dagster-daemon"]["environment"]["DAGSTER_RUN_NETWORK"] == network
+
+
+# -- Dagster instance ----------------------------------------------------------------------------
+
+INSTANCE_ENV = {
+    "DAGSTER_PG_HOST": "postgres",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PASSWORD": "not-a-secret",
+    "DAGSTER_PG_DB": "dagster",
+    "DAGSTER_MAX_CONCURRENT_RUNS": "2",
+    "DAGSTER_RUN_NETWORK": "energy-forecast_backend",
+    "DAGSTER_RUN_GPU": "auto",
+}
+
+
+@pytest.fixture
+def instance_env(monkeypatch):
+    for key, value in INSTANCE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "services" / "dagster"))
+
+
+def test_the_dagster_instance_config_is_valid_and_its_launcher_and_coordinator_load(instance_env, tmp_path):
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._serdes.config_class import ConfigurableClassData
+
+    shutil.copy(DAGSTER_YAML, tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    storage = config["storage"]["postgres"]["postgres_db"]
+    assert storage["scheme"] == "postgresql+psycopg2"
+
+    launcher = ConfigurableClassData(config["run_launcher"]["module"], config["run_launcher"]["class"], yaml.safe_dump(config["run_launcher"]["config"])).rehydrate(object)
+    assert type(launcher).__name__ == "GpuAwareDockerRunLauncher"
+    assert launcher.networks == ["energy-forecast_backend"] and launcher.gpu_mode == "auto"
+
+    coordinator = ConfigurableClassData(config["run_coordinator"]["module"], config["run_coordinator"]["class"], yaml.safe_dump(config["run_coordinator"]["config"])).rehydrate(object)
+    assert type(coordinator).__name__ == "QueuedRunCoordinator"
+    assert config["run_monitoring"]["enabled"] is True
+
+
+def test_at_most_one_gpu_run_at_a_time_under_the_jobs_gpu_tag():
+    from pipelines.jobs import GPU_TAG
+
+    coordinator = yaml.safe_load(DAGSTER_YAML.read_text())["run_coordinator"]["config"]
+    limits = coordinator["tag_concurrency_limits"]
+    assert {"key": GPU_TAG, "value": "true", "limit": 1} in limits
+    launcher = yaml.safe_load(DAGSTER_YAML.read_text())["run_launcher"]["config"]
+    assert launcher["gpu_tag"] == GPU_TAG
+
+
+def test_runs_get_what_the_instance_and_training_need(instance_env):
+    launcher = yaml.safe_load(DAGSTER_YAML.read_text())["run_launcher"]["config"]
+    daemon_env = compose()["services"]["dagster-daemon"]["environment"]
+    referenced = set(re.findall(r"\{env: (\w+)\}", DAGSTER_YAML.read_text()))
+    assert referenced <= set(launcher["env_vars"]), "run workers rebuild the instance: they need its variables"
+    for name in launcher["env_vars"]:
+        assert name in daemon_env, f"{name} is forwarded to runs but the daemon does not have it"
