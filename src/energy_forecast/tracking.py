@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import io
 import json
 import logging
 import os
@@ -193,16 +194,17 @@ class Tracker:
                 self.client.log_batch(run_id, metrics=batch[start : start + 1000])
 
     def log_bytes(self, payload: bytes, artifact_path: str) -> None:
+        """Log ``payload`` as the file ``artifact_path`` (``dir/name`` or ``name``)."""
         with tempfile.TemporaryDirectory() as scratch:
             target = Path(scratch) / Path(artifact_path).name
             target.write_bytes(payload)
-            mlflow.log_artifact(str(target), artifact_path=str(Path(artifact_path).parent) or None)
+            folder = Path(artifact_path).parent
+            mlflow.log_artifact(str(target), artifact_path=None if folder == Path(".") else str(folder))
 
     def log_frame(self, frame: pd.DataFrame, artifact_path: str) -> None:
-        with tempfile.TemporaryDirectory() as scratch:
-            target = Path(scratch) / Path(artifact_path).name
-            frame.to_parquet(target, index=False)
-            mlflow.log_artifact(str(target), artifact_path=str(Path(artifact_path).parent) or None)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        self.log_bytes(buffer.getvalue(), artifact_path)
 
     def log_text(self, text: str, artifact_path: str) -> None:
         mlflow.log_text(text, artifact_path)
