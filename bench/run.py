@@ -1,0 +1,203 @@
+"""Benchmark on the real data: `make bench` (figures, not pass/fail).
+
+For every traditional model, in its own process (so peak memory is its own): the December
+day-ahead backtest and the December 15-minute nowcast backtest, fit and predict seconds, peak
+RSS. Then the baselines, the XGBoost job overhead (`energy-forecast train` wall time against
+the bare fit), the peak RSS of `energy-forecast demo`, and the Chronos-2 figures.
+
+Writes ``bench/results/latest.json``, ``bench/results/latest.md`` and the README table between
+``<!-- bench:start -->`` and ``<!-- bench:end -->``.
+
+    python -m bench.run                 # everything
+    python -m bench.run --skip-demo     # without the demo's peak RSS (saves ~3 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+RESULTS = PROJECT_DIR / "bench" / "results"
+TRAINING = PROJECT_DIR / "configs" / "training"
+MODELS = ["xgboost", "lightgbm", "catboost", "stacking", "voting"]
+REPORTED = ("rmse", "mae", "r2", "mase")
+TARGETS = {"day_ahead_rmse": 13.0, "nowcast_rmse": 6.0, "demo_peak_rss_mb": 4096}
+
+
+def nowcast_overrides() -> dict[str, Any]:
+    """The nowcast task and feature recipe of ``xgboost_nowcast.yaml``, for every model."""
+    nowcast = yaml.safe_load((TRAINING / "xgboost_nowcast.yaml").read_text())
+    return {"task": str((TRAINING / nowcast["task"]).resolve()), "features": nowcast["features"]}
+
+
+def one(config_name: str, task: str) -> dict[str, Any]:
+    """Evaluate one config on one task in this process; peak RSS is this process's."""
+    from energy_forecast.data import load_series
+    from energy_forecast.training import evaluate, load_config
+
+    overrides = nowcast_overrides() if task == "nowcast" else None
+    config = load_config(TRAINING / f"{config_name}.yaml", overrides)
+    evaluation = evaluate(config, load_series(config.data))
+    return {
+        "metrics": {k: evaluation.metrics[k] for k in REPORTED},
+        "baselines": {name: {k: m[k] for k in REPORTED} for name, m in evaluation.baseline_metrics.items()},
+        "fit_s": evaluation.fit_seconds,
+        "predict_s": evaluation.predict_seconds,
+        "origins": len(evaluation.split.test_origins),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+"""A fresh parent per command, so RUSAGE_CHILDREN's peak is that command's alone."""
+
+
+def in_subprocess(args: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
+    """Run a command; return stdout, wall seconds and its peak RSS in MB."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as peak_file:
+        started = time.perf_counter()
+        completed = subprocess.run(
+            [sys.executable, "-c", _MEASURE, peak_file.name, *args], capture_output=True, text=True, env=env, cwd=PROJECT_DIR, check=False
+        )
+        wall = time.perf_counter() - started
+        if completed.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{completed.stderr[-3000:]}")
+        peak_mb = int(peak_file.read() or 0) / 1024
+    return completed.stdout, wall, peak_mb
+
+
+def job_overhead(data_path: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "DATA_PATH": data_path, "DAGSTER_HOME": f"{scratch}/dagster", "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db"}
+        _, wall, _ = in_subprocess([sys.executable, "-m", "pipelines.cli", "train", str(TRAINING / "xgboost.yaml")], env)
+    bare = one("xgboost", "day_ahead")["fit_s"]
+    return {"model": "xgboost", "job_wall_s": round(wall, 2), "bare_fit_s": round(bare, 2), "target_wall_s": round(1.5 * bare + 10, 2)}
+
+
+def demo_peak_rss(data_path: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "DATA_PATH": data_path, "DAGSTER_HOME": f"{scratch}/dagster", "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db"}
+        _, wall, peak = in_subprocess([sys.executable, "-m", "pipelines.cli", "demo"], env)
+    return {"wall_s": round(wall, 1), "peak_rss_mb": round(peak, 1)}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"Measured by `make bench` on {results['machine']} ({results['date']}), real data, test = December 2018.",
+        "",
+        "| model | day-ahead RMSE | MAE | R² | MASE | nowcast RMSE | MAE | R² | fit s (day-ahead) | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = sorted(results["models"].items(), key=lambda item: item[1]["day_ahead"]["rmse"])
+    for name, row in rows:
+        d, n = row["day_ahead"], row["nowcast"]
+        lines.append(
+            f"| {name} | {d['rmse']:.2f} | {d['mae']:.2f} | {d['r2']:.3f} | {d['mase']:.3f} | {n['rmse']:.2f} | {n['mae']:.2f} | {n['r2']:.3f} | {row['fit_s']:.1f} | {row['peak_rss_mb']:.0f} |"
+        )
+    for name, row in results["baselines"].items():
+        d, n = row["day_ahead"], row["nowcast"]
+        lines.append(f"| *{name}* | {d['rmse']:.2f} | {d['mae']:.2f} | {d['r2']:.3f} | {d['mase']:.3f} | {n['rmse']:.2f} | {n['mae']:.2f} | {n['r2']:.3f} | | |")
+    overhead = results["job_overhead"]
+    lines += [
+        "",
+        f"- XGBoost job overhead: `energy-forecast train` took {overhead['job_wall_s']:.1f} s wall for a {overhead['bare_fit_s']:.1f} s fit (target ≤ {overhead['target_wall_s']:.1f} s).",
+    ]
+    if "demo" in results:
+        lines.append(f"- `make demo` (five models through Dagster): {results['demo']['wall_s']:.0f} s, peak RSS {results['demo']['peak_rss_mb']:.0f} MB (target ≤ 4096).")
+    chronos = results.get("chronos")
+    if chronos:
+        lines.append(f"- Chronos-2 ({chronos.get('size', 'tiny')}, {chronos.get('device', 'cpu')}): " + ", ".join(
+            f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in chronos.items() if key not in ("size", "device") and not isinstance(value, dict)
+        ))
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(table: str) -> None:
+    readme = PROJECT_DIR / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n## Benchmark\n\n{table}{end}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--one", nargs=2, metavar=("CONFIG", "TASK"), help=argparse.SUPPRESS)
+    parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--skip-chronos", action="store_true")
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(*args.one)))
+        return
+
+    sys.path.insert(0, str(PROJECT_DIR))
+    from tests.conftest import real_data_path
+
+    data = real_data_path()
+    if data is None:
+        raise SystemExit("the real data is needed: set DATA_PATH or run `make data`")
+    env = {**os.environ, "DATA_PATH": str(data)}
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "data_path": str(data),
+        "targets": TARGETS,
+        "models": {},
+        "baselines": {},
+    }
+    for name in MODELS:
+        row: dict[str, Any] = {}
+        for task in ("day_ahead", "nowcast"):
+            print(f"bench: {name} {task}", file=sys.stderr, flush=True)
+            stdout, _, _ = in_subprocess([sys.executable, "-m", "bench.run", "--one", name, task], env)
+            measured = json.loads(stdout.strip().splitlines()[-1])
+            row[task] = measured["metrics"]
+            row[f"{task}_origins"] = measured["origins"]
+            if task == "day_ahead":
+                row.update(fit_s=measured["fit_s"], predict_s=measured["predict_s"], peak_rss_mb=measured["peak_rss_mb"])
+            for baseline, metrics in measured["baselines"].items():
+                results["baselines"].setdefault(baseline, {})[task] = metrics
+        results["models"][name] = row
+    print("bench: job overhead", file=sys.stderr, flush=True)
+    results["job_overhead"] = job_overhead(str(data))
+    if not args.skip_demo:
+        print("bench: make demo peak RSS", file=sys.stderr, flush=True)
+        results["demo"] = demo_peak_rss(str(data))
+    if not args.skip_chronos:
+        print("bench: chronos", file=sys.stderr, flush=True)
+        from bench.chronos import chronos_benchmark
+
+        results["chronos"] = chronos_benchmark(str(data))
+    best_day_ahead = min(row["day_ahead"]["rmse"] for row in results["models"].values())
+    best_nowcast = min(row["nowcast"]["rmse"] for row in results["models"].values())
+    results["summary"] = {"best_day_ahead_rmse": best_day_ahead, "best_nowcast_rmse": best_nowcast}
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (RESULTS / "latest.md").write_text(table)
+    update_readme(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
