@@ -17,11 +17,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from energy_forecast.config import ConfigError, load_comparison_config
+from energy_forecast.config import ConfigError, TrainingConfig, load_comparison_config
 from energy_forecast.data.loading import DataValidationError, load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.tracking import resolve_tracking_uri
-from energy_forecast.config import TrainingConfig
 from energy_forecast.training import TrainingResult, load_config
 from pipelines.definitions import defs
 from pipelines.paths import resolve_config_path

@@ -12,7 +12,15 @@ from energy_forecast.backtest import split_series
 from energy_forecast.data import load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.features import build_features
-from energy_forecast.models import ForecastProblem, ModelConfigError, ValidationData, available_models, create_model, model_class, register
+from energy_forecast.models import (
+    ForecastProblem,
+    ModelConfigError,
+    ValidationData,
+    available_models,
+    create_model,
+    model_class,
+    register,
+)
 from energy_forecast.models.baselines import SeasonalNaiveForecaster
 from energy_forecast.training import load_config
 from tests.conftest import CONFIGS, SMALL_SPLIT
