@@ -128,8 +128,7 @@ def publish_leaderboard(
     board = build_leaderboard(results)
     name = resolve_config_path(config.comparison_path).stem
     png = leaderboard_png(board, name)
-    experiment = results[0].tags.get("experiment") or "steel-energy-forecast"
-    run_id, run_url = log_leaderboard(mlflow.tracker(), experiment, name, board, png)
+    run_id, run_url = log_leaderboard(mlflow.tracker(), results[0].experiment, name, board, png)
     metadata = {
         "leaderboard": dg.MetadataValue.md(markdown_table(board.drop(columns=["run_id"]))),
         "chart": dg.MetadataValue.md(png_markdown(png, "leaderboard")),

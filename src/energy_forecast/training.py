@@ -163,6 +163,7 @@ class TrainingResult:
     config_path: str | None
     model_type: str
     task: str
+    experiment: str
     metrics: dict[str, float]
     validation_metrics: dict[str, float]
     baseline_metrics: dict[str, dict[str, float]]
@@ -245,6 +246,7 @@ def _result(config: TrainingConfig, evaluation: Evaluation, tags: dict[str, str]
         config_path=str(config.source) if config.source else None,
         model_type=config.model.type,
         task=config.task.name,
+        experiment=config.tracking.experiment,
         metrics=evaluation.metrics,
         validation_metrics=evaluation.validation_metrics,
         baseline_metrics=evaluation.baseline_metrics,
