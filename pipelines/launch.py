@@ -70,6 +70,7 @@ query Logs($runId: ID!, $afterCursor: String) {
       events {
         __typename
         ... on MessageEvent { message level stepKey }
+        ... on ErrorEvent { error { className message cause { className message } } }
         ... on DisplayableEvent {
           metadataEntries {
             label
@@ -175,7 +176,11 @@ class StackClient:
         message = event.get("message")
         if not message:
             return
-        if event.get("level") in ("ERROR", "CRITICAL") or event["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent"):
+        error = event.get("error")
+        while error:  # the exception (and its cause) behind a step or run failure
+            message += f"\n          {error.get('className') or 'Error'}: {error['message'].strip()}"
+            error = error.get("cause")
+        if event.get("level") in ("ERROR", "CRITICAL") or event.get("error"):
             outcome.errors.append(message)
         if echo:
             step = f"{event['stepKey']}: " if event.get("stepKey") else ""

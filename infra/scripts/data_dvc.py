@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
     if not answers(endpoint):
         print(f"dvc: the stack's S3 API ({endpoint}) does not answer: not pushed; after `make up`, run `make data` or `dvc push`")
         return 0
-    run_dvc(dvc, "push", "--quiet", relative)
+    run_dvc(dvc, "push", f"{relative}.dvc")
     print(f"dvc: pushed {relative} to the remote 'stack' ({endpoint})")
     return 0
 
