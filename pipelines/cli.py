@@ -29,9 +29,21 @@ BAD_INPUT = (ConfigError, DataValidationError, DeviceUnavailableError)
 EXIT_BAD_INPUT = 2
 
 
+LOCAL_INSTANCE_YAML = """\
+# Local Dagster instance of `make demo` / `make train` / `make dev`: runs, events and schedules in
+# SQLite files beside this one. Written by energy-forecast because none was here; edit freely
+# (a `storage: postgres:` section moves everything to PostgreSQL).
+telemetry:
+  enabled: false
+"""
+
+
 def _instance() -> dg.DagsterInstance:
     if os.environ.get("DAGSTER_HOME"):
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        home = Path(os.environ["DAGSTER_HOME"])
+        home.mkdir(parents=True, exist_ok=True)
+        if not (home / "dagster.yaml").exists():
+            (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
         return dg.DagsterInstance.get()
     logging.getLogger(__name__).warning("DAGSTER_HOME is not set: this run is kept in a temporary instance only")
     return dg.DagsterInstance.ephemeral()
@@ -52,6 +64,7 @@ def step_failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
 
 def _execute(job_name: str, run_config: dict) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(job_name)
+    run_config = {**run_config, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with _instance() as instance:
         result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     if not result.success:
@@ -76,23 +89,23 @@ def _print_result(result: TrainingResult) -> None:
         print(f"registered: {result.promotion.registered_model} v{result.promotion.version} ({result.promotion.decision})")
 
 
-def _check_before_launch(config_path: Path) -> TrainingConfig:
-    """Validate the config and its data here, so bad input launches no run at all."""
-    config = load_config(config_path)
-    load_series(config.data)
-    return config
+def _check_before_launch(config_paths: list[Path]) -> list[TrainingConfig]:
+    """Validate the configs and their data here, so bad input launches no run at all."""
+    configs = [load_config(path) for path in config_paths]
+    for data in {config.data.path: config.data for config in configs}.values():
+        load_series(data)
+    return configs
 
 
 def train_command(config_path: str) -> None:
-    config = _check_before_launch(resolve_config_path(config_path))
+    (config,) = _check_before_launch([resolve_config_path(config_path)])
     outcome = _execute("complete_training_job", {"ops": {"train_model": {"config": {"config_path": str(config.source)}}}})
     _print_result(outcome.output_for_node("train_model"))
 
 
 def compare_command(comparison_path: str) -> dg.ExecuteInProcessResult:
     comparison = load_comparison_config(resolve_config_path(comparison_path))
-    for member in comparison.configs:
-        _check_before_launch(member)
+    _check_before_launch(comparison.configs)
     op_config = {"config": {"comparison_path": str(comparison.source)}}
     outcome = _execute(
         "compare_models_job", {"ops": {"comparison_configs": op_config, "publish_leaderboard": op_config}}

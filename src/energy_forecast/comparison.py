@@ -28,7 +28,7 @@ def build_leaderboard(results: list[TrainingResult]) -> pd.DataFrame:
             "task": result.task, "forecaster": result.config_name, "kind": "model", "model_type": result.model_type,
             **{k: result.metrics[k] for k in COLUMNS}, "fit_s": result.fit_seconds,
             "device": result.tags.get("device", ""), "run_id": result.run_id or "",
-            "champion": bool(result.promotion and result.promotion.promoted),
+            "promoted": bool(result.promotion and result.promotion.promoted),
         })
         for name, metrics in result.baseline_metrics.items():
             if (result.task, name) not in baselines_seen:

@@ -110,6 +110,9 @@ class ForecasterPyfunc(mlflow.pyfunc.PythonModel):
         return self.forecaster.predict_model_input(model_input)
 
 
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+
+
 def _log_native(flavour: str) -> Callable[..., ModelInfo]:
     def log(model: Forecaster, **kwargs: Any) -> ModelInfo:
         module = importlib.import_module(f"mlflow.{flavour}")
@@ -122,7 +125,7 @@ def _log_pyfunc(model: Forecaster, **kwargs: Any) -> ModelInfo:
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch) / "forecaster"
         model.save(directory)
-        return mlflow.pyfunc.log_model(python_model=ForecasterPyfunc(), artifacts={"forecaster": str(directory)}, **kwargs)
+        return mlflow.pyfunc.log_model(python_model=str(PYFUNC_ENTRY), artifacts={"forecaster": str(directory)}, **kwargs)
 
 
 MODEL_LOGGERS: dict[str, Callable[..., ModelInfo]] = {
