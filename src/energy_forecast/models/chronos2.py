@@ -234,20 +234,23 @@ class Chronos2Forecaster(Forecaster):
         _require_chronos()
         self._check_model_fits_task(weights)
         self.weights_ = weights
-        self.pipeline_ = self._load_pipeline(weights.directory())
+        # Fine-tuning starts from the full-precision weights (the trainer adds bf16 autocast on
+        # recent GPUs); the tuned model is cast to the forecasting dtype afterwards.
+        load_dtype = "float32" if self.params.mode == "finetune" else self.dtype_name
+        self.pipeline_ = self._load_pipeline(weights.directory(), load_dtype)
 
-    def _load_pipeline(self, directory: Path) -> Any:
+    def _load_pipeline(self, directory: Path, dtype_name: str | None = None) -> Any:
         import torch
         from chronos import BaseChronosPipeline
 
-        dtype = getattr(torch, self.dtype_name)
+        dtype_name = dtype_name or self.dtype_name
         started = time.perf_counter()
-        pipeline = BaseChronosPipeline.from_pretrained(str(directory), device_map=self.device.device, dtype=dtype)
+        pipeline = BaseChronosPipeline.from_pretrained(str(directory), device_map=self.device.device, dtype=getattr(torch, dtype_name))
         pipeline.model.eval()
         self.parameters_ = sum(p.numel() for p in pipeline.model.parameters())
         logger.info(
             "chronos2: loaded %s (%.1f M parameters) on %s in %s in %.1f s (%s)",
-            directory, self.parameters_ / 1e6, self.device.device, self.dtype_name, time.perf_counter() - started, self.device.reason,
+            directory, self.parameters_ / 1e6, self.device.device, dtype_name, time.perf_counter() - started, self.device.reason,
         )
         return pipeline
 

@@ -94,8 +94,10 @@ class WeightsSource:
 
     def directory(self) -> Path:
         """A local directory with the config and weights, fetching them if needed."""
+        if self.kind == "local" and self._local is not None:
+            return self._local
         if self._local is None or not any(self._local.glob("*.safetensors")):
-            fetch = {"s3": _fetch_s3, "hub": _fetch_hub}[self.kind]
+            fetch = _fetch_s3 if self.kind == "s3" else _fetch_hub
             self._local = fetch(self.pretrained, config_only=False)
         return self._local
 
