@@ -13,7 +13,7 @@ COMPOSE = $(DOCKER) compose --env-file "$(ENV_FILE)" $(COMPOSE_FILES)
 STACK_ENV = python3 infra/scripts/stack_env.py
 STACK_GET = $(shell python3 infra/scripts/stack_env.py get "$(ENV_FILE)" $(1) 2>/dev/null)
 
-.PHONY: up down logs ps clean launch stack-check-env stack-check-docker stack-urls stack-dvc-local
+.PHONY: up down logs ps clean launch client-env stack-check-env stack-check-docker stack-urls stack-dvc-local
 
 stack-check-env:
 	@if [ -f "$(ENV_FILE)" ]; then $(STACK_ENV) check "$(ENV_FILE)" $(ENV_EXAMPLE); fi
@@ -71,3 +71,8 @@ clean: stack-check-docker ## stop the stack and DELETE its volumes (runs, MLflow
 
 launch: venv ## launch complete_training_job for CONFIG on the stack, follow it, print the MLflow run link
 	$(BIN)/python -m pipelines.launch "$(CONFIG)" --env-file "$(ENV_FILE)"
+
+client-env: ## print exports pointing host-side MLflow clients at the stack (for eval)
+	@echo "export MLFLOW_TRACKING_URI=http://127.0.0.1:$(call STACK_GET,MLFLOW_PORT)"
+	@echo "export MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD=false  # presigned URLs name http://minio:9000, unknown to this host"
+	@echo "export MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false"

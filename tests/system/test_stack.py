@@ -287,6 +287,7 @@ def test_the_run_had_its_own_container_from_the_docker_run_launcher(stack, train
     assert list(inspected["NetworkSettings"]["Networks"]) == [f"{PROJECT}_backend"]
     mounts = {mount["Destination"]: mount for mount in inspected["Mounts"]}
     assert mounts["/data"]["RW"] is False and mounts["/opt/energy-forecast/configs"]["RW"] is False
+    assert mounts["/home/trainer/.cache"]["RW"] is True  # the shared model cache
     assert "DeviceRequests" not in inspected["HostConfig"] or not inspected["HostConfig"]["DeviceRequests"]
     assert training_run["tags"]["energy_forecast/gpu_granted"] == "false"  # not a GPU job, and no GPU here
 

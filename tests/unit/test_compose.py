@@ -7,6 +7,7 @@ not catch a reference to an undefined network, volume, secret or service; the te
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, require
 
 BIN = Path(sys.executable).parent
 COMPOSE_FILE = PROJECT_DIR / "docker-compose.yml"
@@ -267,3 +268,24 @@ def test_runs_get_what_the_instance_and_training_need(instance_env):
     assert referenced <= set(launcher["env_vars"]), "run workers rebuild the instance: they need its variables"
     for name in launcher["env_vars"]:
         assert name in daemon_env, f"{name} is forwarded to runs but the daemon does not have it"
+
+
+def test_compose_resolves_the_files_with_the_example_settings():
+    """Interpolation, merge of the test override and the `:?` guards, as Compose itself reads them."""
+    docker = shutil.which("docker")
+    require(docker is not None and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0,
+            "the docker CLI with the Compose plugin is not installed")
+    for files in (["-f", str(COMPOSE_FILE)], ["-f", str(COMPOSE_FILE), "-f", str(TEST_OVERRIDE)]):
+        answer = subprocess.run([docker, "compose", *files, "--env-file", str(ENV_EXAMPLE), "config", "--quiet"],
+                                capture_output=True, text=True, cwd=PROJECT_DIR, check=False)
+        assert answer.returncode == 0, answer.stderr
+
+
+def test_compose_refuses_to_start_without_the_secrets(tmp_path):
+    docker = shutil.which("docker")
+    require(docker is not None, "the docker CLI is not installed")
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    answer = subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "--env-file", str(empty), "config", "--quiet"],
+                            capture_output=True, text=True, cwd=PROJECT_DIR, env={"PATH": os.environ["PATH"]}, check=False)
+    assert answer.returncode != 0 and "in .env" in answer.stderr
