@@ -211,7 +211,7 @@ def chronos_benchmark(
 
     backtest, backtest_direct = min(ours), min(direct)
     return {
-        "chronos_size": size,
+        "size": size,
         "parameters": zero_shot.parameters_,
         "device": device,
         "dtype": dtype,
