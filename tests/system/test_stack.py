@@ -11,7 +11,9 @@
 5. Checks: the run had its own container, made by the DockerRunLauncher from the trainer image;
    the MLflow run and its metrics are visible through the REST API from the host and its artifacts
    download there; the model files are in the bucket; runs launched around a daemon restart all
-   complete; DVC reaches the remote from the host and from inside the stack; idle memory.
+   complete; GPU-tagged Chronos-2 runs (a tiny random checkpoint) start on this CPU-only host
+   without a device request, one at a time; DVC reaches the remote from the host and from inside
+   the stack; idle memory.
 6. ``down -v`` (images are kept: they are the cache).
 
 The project name and ports are the test's own, so a user's `make up` stack is left alone.
@@ -19,6 +21,7 @@ The project name and ports are the test's own, so a user's `make up` stack is le
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -53,6 +56,7 @@ PROJECT = "efsystest"
 IMAGE_TAG = "systest"
 TRAINER_IMAGE = f"energy-forecast/trainer:{IMAGE_TAG}"
 DATA_FILE = "Steel_industry_data.csv"
+TINY_CHRONOS = "chronos-tiny"
 GIT_COMMIT = "systest-" + uuid.uuid4().hex[:8]
 BUILD_TIMEOUT = 1500
 UP_TIMEOUT = 600
@@ -68,6 +72,7 @@ class Stack:
     env: dict[str, str]
     configs_dir: Path
     data_dir: Path
+    tiny_chronos: bool
     report: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -130,18 +135,35 @@ def write_data(directory: Path) -> bool:
     return True
 
 
+def write_tiny_chronos(data_dir: Path) -> bool:
+    """A tiny random Chronos-2 checkpoint in the data folder (runs see it at /data/chronos-tiny)."""
+    try:
+        from tests.chronos_tiny import build_chronos2
+    except ImportError:
+        return False
+    if importlib.util.find_spec("chronos") is None:
+        return False
+    directory = build_chronos2(data_dir / TINY_CHRONOS)
+    for path in directory.iterdir():  # safetensors writes 0600; runs read as the image's user (uid 10001)
+        path.chmod(0o644)
+    return True
+
+
 def write_configs(directory: Path, real_data: bool) -> str:
-    """configs/ plus a small XGBoost config; returns the experiment name."""
+    """configs/ plus small XGBoost and Chronos-2 configs; returns the experiment name."""
     shutil.copytree(PROJECT_DIR / "configs", directory)
     experiment = f"systest-{uuid.uuid4().hex[:8]}"
-    body = {
+    tracking = {"experiment": experiment, "registered_model": f"{experiment}-{{task}}"}
+    small = {
         "extends": "xgboost.yaml",
         "model": {"device": "auto", "params": {"n_estimators": 40, "early_stopping_rounds": 10}},
-        "tracking": {"experiment": experiment, "registered_model": f"{experiment}-{{task}}"},
+        "tracking": tracking,
     }
-    if not real_data:
-        body["split"] = SMALL_SPLIT
-    (directory / "training" / "systest_small.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    chronos = {"extends": "chronos2_zeroshot.yaml", "model": {"params": {"context_length": 256, "batch_size": 64}}, "tracking": tracking}
+    for name, body in (("systest_small.yaml", small), ("systest_chronos.yaml", chronos)):
+        if not real_data:
+            body["split"] = SMALL_SPLIT
+        (directory / "training" / name).write_text(yaml.safe_dump(body, sort_keys=False))
     return experiment
 
 
@@ -174,6 +196,7 @@ def stack(tmp_path_factory, request) -> Iterator[Stack]:
 
     workdir = tmp_path_factory.mktemp("stack")
     real_data = write_data(workdir / "data")
+    tiny_chronos = write_tiny_chronos(workdir / "data")
     experiment = write_configs(workdir / "configs", real_data)
     ports = free_ports(4)
     base_image = facts.get("BASE_IMAGE", "local/python:3.11-bookworm")
@@ -193,9 +216,10 @@ def stack(tmp_path_factory, request) -> Iterator[Stack]:
         "DATA_DIR": str(workdir / "data"),
         "DATA_FILE": DATA_FILE,
         "HF_HUB_OFFLINE": "1",
+        "CHRONOS2_PRETRAINED": f"/data/{TINY_CHRONOS}",
         "MLFLOW_WORKERS": "1",
     })
-    stack = Stack(workdir / "stack.env", env, workdir / "configs", workdir / "data")
+    stack = Stack(workdir / "stack.env", env, workdir / "configs", workdir / "data", tiny_chronos)
     stack.report.update({"real_data": real_data, "experiment": experiment, "setup_s": round(time.monotonic() - started, 1)})
 
     stack.run("down", "--volumes", "--remove-orphans", check=False)  # a previous run that died midway
@@ -226,12 +250,19 @@ def stack(tmp_path_factory, request) -> Iterator[Stack]:
             print(f"\nsystem test report ({workdir / 'report.json'}; logs in compose.log):\n{summary}", flush=True)
 
 
-def small_config_path() -> str:
-    return "configs/training/systest_small.yaml"
+def run_config(config: str = "systest_small.yaml") -> dict:
+    return {"ops": {"train_model": {"config": {"config_path": f"configs/training/{config}"}}}}
 
 
-def run_config() -> dict:
-    return {"ops": {"train_model": {"config": {"config_path": small_config_path()}}}}
+def gpu_training_job() -> str:
+    """A job tagged energy_forecast/gpu=true that trains one config (the Chronos jobs)."""
+    from pipelines.definitions import defs
+    from pipelines.jobs import GPU_TAG
+
+    for job in defs.resolve_all_job_defs():
+        if job.tags.get(GPU_TAG) == "true" and [node.name for node in job.graph.node_defs] == ["train_model"]:
+            return job.name
+    pytest.fail(f"no single-step training job is tagged {GPU_TAG}=true")
 
 
 @pytest.fixture(scope="module")
@@ -357,6 +388,33 @@ def test_runs_launched_around_a_daemon_restart_are_not_lost(stack, training_run)
     for thread in threads:
         thread.join(RUN_TIMEOUT + 60)
     assert outcomes == {before: "SUCCESS", during: "SUCCESS"}
+
+
+def test_gpu_jobs_start_on_a_cpu_only_host_one_at_a_time(stack, training_run):
+    require(stack.tiny_chronos, "chronos-forecasting is not installed here: no tiny Chronos-2 checkpoint for the stack")
+    client, job = stack.dagster, gpu_training_job()
+    runs = [client.launch(run_config("systest_chronos.yaml"), job=job) for _ in range(2)]
+    active = {"STARTING", "STARTED", "CANCELING"}
+    overlap, held_back, deadline = [], False, time.monotonic() + RUN_TIMEOUT
+    while True:
+        states = [client.run(run_id)[0] for run_id in runs]
+        if all(state in active for state in states):
+            overlap.append(states)
+        held_back |= "QUEUED" in states and any(state in active for state in states)
+        if all(state in {"SUCCESS", "FAILURE", "CANCELED"} for state in states) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    outcomes = [client.follow(run_id, timeout=60, echo=False) for run_id in runs]
+    assert [o.status for o in outcomes] == ["SUCCESS", "SUCCESS"], [o.errors for o in outcomes]
+    assert not overlap, f"two GPU runs were active at once: {overlap}"
+    assert held_back, "the second GPU run was never seen waiting for the first"
+    for outcome in outcomes:
+        assert outcome.tags["energy_forecast/gpu_granted"] == "false"  # no NVIDIA runtime: no device request
+        container = json.loads(subprocess.run(["docker", "inspect", outcome.tags["docker/container_id"]], capture_output=True, text=True, check=True).stdout)[0]
+        assert not container["HostConfig"].get("DeviceRequests")
+        run = requests.get(f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/runs/get", params={"run_id": outcome.metadata["mlflow_run_id"]}, timeout=30).json()["run"]
+        tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
+        assert tags["model_type"] == "chronos2" and tags["device"] == "cpu" and tags["gpu_used"] == "false"
 
 
 def test_dvc_reaches_the_remote_from_the_host_and_from_inside_the_stack(stack, tmp_path):
