@@ -208,9 +208,11 @@ def train(config: TrainingConfig, tracker: Tracker | None = None) -> TrainingRes
         ConfigError, ModelConfigError: the config is invalid (before any run starts).
         DataValidationError: the data file is invalid (before any run starts).
         DeviceUnavailableError: ``device: cuda`` cannot be met (before any run starts).
+        Errors of :meth:`Forecaster.prepare`, e.g. unreachable weights (before any run starts).
     """
     problem = ForecastProblem.from_config(config)
     model = create_model(config.model, problem)
+    model.prepare()
     series = load_series(config.data)
     tags = run_tags(config, model, series)
     if tracker is None:

@@ -245,6 +245,21 @@ def test_when_offline_without_cached_weights_then_fit_fails_within_seconds_sayin
     assert "hf download amazon/chronos-2 --local-dir" in message and "s3://" in message and "local directory" in message
 
 
+def test_when_offline_then_training_fails_before_any_mlflow_run_starts(on_synthetic, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from energy_forecast.tracking import Tracker
+    from energy_forecast.training import train
+
+    empty_hub_cache(monkeypatch, tmp_path / "empty-hf-cache")
+    monkeypatch.delenv("CHRONOS2_PRETRAINED", raising=False)
+    config = load_config(CONFIGS / "training" / "chronos2_zeroshot.yaml", {"split": SMALL_SPLIT})
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE is set"):
+        train(config, tracker)
+    assert MlflowClient(tracker.tracking_uri).get_experiment_by_name(config.tracking.experiment) is None
+
+
 def test_when_the_hub_is_unreachable_then_the_probe_fails_fast_instead_of_retrying(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     empty_hub_cache(monkeypatch, tmp_path / "empty-hf-cache")

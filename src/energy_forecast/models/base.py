@@ -125,6 +125,9 @@ class Forecaster(ABC):
         """Steps of history needed before the first origin."""
         return 1
 
+    def prepare(self) -> None:
+        """Check external prerequisites (weights, say) before any run starts. Cheap; may repeat."""
+
     # -- public API (not to be overridden) -----------------------------------------------------
 
     def fit(self, history: pd.DataFrame, validation: ValidationData | None = None) -> Self:

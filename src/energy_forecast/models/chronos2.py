@@ -209,8 +209,16 @@ class Chronos2Forecaster(Forecaster):
 
     # -- fitting ---------------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Find the weights and check the model against the task before a run starts."""
+        if self.weights_ is None:
+            weights = locate_weights(self.params.pretrained)
+            self._check_model_fits_task(weights)
+            self.weights_ = weights
+
     def _fit(self, history: pd.DataFrame, validation: ValidationData | None) -> None:
-        self._load(locate_weights(self.params.pretrained))
+        self.prepare()
+        self._load(self.weights_)
         if self.params.mode == "finetune":
             self._finetune(history, validation if self.params.validation else None)
 
@@ -230,10 +238,8 @@ class Chronos2Forecaster(Forecaster):
         self.context_length_ = min(self.params.context_length, weights.context_length)
 
     def _load(self, weights: WeightsSource) -> None:
-        """Check the model against the task, then load its weights on the chosen device and dtype."""
+        """Load the (located and checked) weights on the chosen device and dtype."""
         _require_chronos()
-        self._check_model_fits_task(weights)
-        self.weights_ = weights
         # Fine-tuning starts from the full-precision weights (the trainer adds bf16 autocast on
         # recent GPUs); the tuned model is cast to the forecasting dtype afterwards.
         load_dtype = "float32" if self.params.mode == "finetune" else self.dtype_name

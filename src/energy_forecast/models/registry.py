@@ -70,7 +70,8 @@ def parse_params(name: str, params: dict[str, Any], field: str = "model") -> Mod
                 unknown.append(f"'{location}'")
             else:
                 message = problem["msg"].removeprefix("Value error, ")
-                problems.append(message if message.startswith(f"{location}.") else f"{location}: {message}")
+                prefixed = not location or message.startswith(f"{location}.")
+                problems.append(message if prefixed else f"{location}: {message}")
         if unknown:
             valid = ", ".join(sorted(cls.params_class.model_fields))
             noun = "parameter" if len(unknown) == 1 else "parameters"
