@@ -244,6 +244,11 @@ class FeatureConfig(StrictModel):
         default=["slot_of_day", "day_of_week", "is_weekend"],
         description="calendar features of the forecast timestamp",
     )
+    horizon_summaries: bool = Field(
+        default=False,
+        description="summaries of each known-future covariate over the origin's whole horizon "
+        "(mean, or the share of each category), e.g. how much of tomorrow is planned at full load",
+    )
     train_origin_every: str | None = Field(
         default=None,
         description="spacing of training origins; the task's origin_every when unset",

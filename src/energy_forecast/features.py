@@ -14,6 +14,8 @@ feature                     value                                     reads posi
 ``target_mean{w}_origin``   mean of the w target values before o      ``o - w .. o - 1``
 ``{past}_lag{k}_origin``    past covariate k steps before the origin  ``o - k``, k >= 1
 ``{future}``                known-future covariate at the stamp       ``t`` (known ahead)
+``{future}_mean_horizon``,  a known-future covariate summarised over  ``o .. o + horizon - 1``
+``{future}_{cat}_share_…``  the whole horizon (``horizon_summaries``)  (known ahead)
 calendar                    of the forecast stamp                     the stamp only
 ==========================  ========================================  ========================
 
@@ -145,8 +147,18 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, spec: Feat
         values = _codes(frame[name])
         for k in recipe.past_covariate_lags:
             columns[f"{feature_name(name)}_lag{k}_origin"] = values[origin_pos - k]
+    window = positions[:, None] + np.arange(horizon)  # each origin's horizon rows
     for name in spec.future_covariates:
         columns[feature_name(name)] = _codes(frame[name])[stamp_pos]
+        if recipe.horizon_summaries:
+            column = frame[name]
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                codes = column.cat.codes.to_numpy()
+                for code, category in enumerate(column.cat.categories):
+                    share = (codes[window] == code).mean(axis=1)
+                    columns[f"{feature_name(name)}_{feature_name(str(category))}_share_horizon"] = np.repeat(share, horizon)
+            else:
+                columns[f"{feature_name(name)}_mean_horizon"] = np.repeat(column.to_numpy(dtype="float64")[window].mean(axis=1), horizon)
     stamps = frame.index[stamp_pos]
     columns.update(_calendar(stamps, recipe.calendar))
 

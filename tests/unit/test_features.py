@@ -35,7 +35,7 @@ def frame() -> pd.DataFrame:
 def spec() -> FeatureSpec:
     recipe = FeatureConfig(
         origin_lags=[1, 4], seasonal_lags=[96, 672], seasonal_means=[(96, 3)], rolling_windows=[8],
-        past_covariate_lags=[1, 96], calendar=["slot_of_day", "day_of_week", "is_weekend"],
+        past_covariate_lags=[1, 96], calendar=["slot_of_day", "day_of_week", "is_weekend"], horizon_summaries=True,
     )
     return FeatureSpec(target="Usage_kWh", horizon=HORIZON, recipe=recipe, past_covariates=PAST, future_covariates=FUTURE)
 
@@ -69,6 +69,19 @@ def test_when_features_are_built_then_each_column_matches_a_naive_reference(fram
         assert matrix.y[row] == y[t]
 
 
+def test_when_horizon_summaries_are_asked_for_then_they_summarise_known_future_values_over_the_horizon(frame, spec):
+    recipe = spec.recipe.model_copy(update={"horizon_summaries": True})
+    summarised = FeatureSpec(target="Usage_kWh", horizon=HORIZON, recipe=recipe, past_covariates=PAST, future_covariates=FUTURE)
+    matrix = build_features(frame, origins(frame), spec=summarised)
+    for row in [0, 50, 150]:
+        o = frame.index.get_loc(matrix.keys.loc[row, "origin"])
+        horizon_rows = frame.iloc[o : o + HORIZON]
+        assert matrix.X.loc[row, "NSM_mean_horizon"] == pytest.approx(horizon_rows["NSM"].mean())
+        for category in frame["Load_Type"].cat.categories:
+            assert matrix.X.loc[row, f"Load_Type_{category}_share_horizon"] == pytest.approx((horizon_rows["Load_Type"] == category).mean())
+    assert not any(column.startswith("Load_Type_past_") and "horizon" in column for column in matrix.X)  # past columns never
+
+
 def test_when_values_at_or_after_the_origin_change_then_no_feature_moves(frame, spec):
     chosen = origins(frame)
     before = build_features(frame, chosen, spec=spec)
@@ -91,7 +104,7 @@ def test_when_known_future_values_change_then_only_their_columns_move(frame, spe
     perturbed.loc[perturbed.index >= chosen[0], "NSM"] = -1.0
     after = build_features(perturbed, chosen, spec=spec).X
     moved = [column for column in before if not before[column].equals(after[column])]
-    assert moved == ["NSM"]
+    assert moved == ["NSM", "NSM_mean_horizon"]
 
 
 def test_when_a_seasonal_lag_is_shorter_than_the_horizon_then_the_spec_refuses(spec):
