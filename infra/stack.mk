@@ -13,7 +13,7 @@ COMPOSE = $(DOCKER) compose --env-file "$(ENV_FILE)" $(COMPOSE_FILES)
 STACK_ENV = python3 infra/scripts/stack_env.py
 STACK_GET = $(shell python3 infra/scripts/stack_env.py get "$(ENV_FILE)" $(1) 2>/dev/null)
 
-.PHONY: up down logs ps clean launch client-env stack-check-env stack-check-docker stack-urls stack-dvc-local
+.PHONY: up down logs ps clean launch client-env stack-check-env stack-check-docker stack-urls stack-dvc-local stack-rm-runs
 
 stack-check-env:
 	@if [ -f "$(ENV_FILE)" ]; then $(STACK_ENV) check "$(ENV_FILE)" $(ENV_EXAMPLE); fi
@@ -46,11 +46,14 @@ stack-urls:
 stack-dvc-local: # point DVC on this host at the stack's S3 API with the stack's limited key
 	@$(STACK_ENV) dvc-local "$(ENV_FILE)" .dvc/config.local
 
-down: stack-check-docker ## stop the stack (volumes, runs and artifacts are kept)
+down: stack-check-docker ## stop the stack and any run in progress (volumes: runs, MLflow data, artifacts are kept)
 	@[ -f "$(ENV_FILE)" ] || { echo "error: $(ENV_FILE) not found: nothing to stop" >&2; exit 2; }
+	@$(MAKE) --no-print-directory stack-rm-runs
 	$(COMPOSE) down --remove-orphans
+
+stack-rm-runs: # remove the project's run containers (they also hold its model-cache volume)
 	@ids=$$($(DOCKER) ps -aq --filter "label=com.energy-forecast.project=$(call STACK_GET,COMPOSE_PROJECT_NAME)"); \
-	  if [ -n "$$ids" ]; then echo "removing finished run containers"; $(DOCKER) rm -f $$ids >/dev/null; fi
+	  if [ -n "$$ids" ]; then echo "removing $$(echo $$ids | wc -w) run container(s)"; $(DOCKER) rm -f $$ids >/dev/null; fi
 
 logs: stack-check-docker ## follow the stack's logs (SERVICE=dagster-daemon for one service)
 	$(COMPOSE) logs --follow --tail 200 $(SERVICE)
@@ -65,9 +68,8 @@ clean: stack-check-docker ## stop the stack and DELETE its volumes (runs, MLflow
 	  read -r -p "Type 'yes' to delete them: " answer; \
 	  [ "$$answer" = yes ] || { echo "Nothing was deleted."; exit 1; }; \
 	fi
+	@$(MAKE) --no-print-directory stack-rm-runs
 	$(COMPOSE) down --volumes --remove-orphans
-	@ids=$$($(DOCKER) ps -aq --filter "label=com.energy-forecast.project=$(call STACK_GET,COMPOSE_PROJECT_NAME)"); \
-	  if [ -n "$$ids" ]; then $(DOCKER) rm -f $$ids >/dev/null; fi
 
 launch: venv ## launch complete_training_job for CONFIG on the stack, follow it, print the MLflow run link
 	$(BIN)/python -m pipelines.launch "$(CONFIG)" --env-file "$(ENV_FILE)"

@@ -222,8 +222,8 @@ def stack(tmp_path_factory, request) -> Iterator[Stack]:
     stack = Stack(workdir / "stack.env", env, workdir / "configs", workdir / "data", tiny_chronos)
     stack.report.update({"real_data": real_data, "experiment": experiment, "setup_s": round(time.monotonic() - started, 1)})
 
-    stack.run("down", "--volumes", "--remove-orphans", check=False)  # a previous run that died midway
-    remove_run_containers()
+    remove_run_containers()  # a previous run that died midway
+    stack.run("down", "--volumes", "--remove-orphans", check=False)
     try:
         begun = time.monotonic()
         answer = subprocess.run([*stack.compose, "build"], capture_output=True, text=True, timeout=BUILD_TIMEOUT, cwd=PROJECT_DIR,
@@ -240,8 +240,11 @@ def stack(tmp_path_factory, request) -> Iterator[Stack]:
         yield stack
     finally:
         (workdir / "compose.log").write_text(stack.run("logs", "--no-color", check=False).stdout)
+        remove_run_containers()  # first: they hold the model-cache volume (volumes_from)
         stack.run("down", "--volumes", "--remove-orphans", timeout=300, check=False)
-        remove_run_containers()
+        leftovers = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                                   capture_output=True, text=True, check=False).stdout.split()
+        stack.report["volumes_left_after_down"] = leftovers
         stack.report["total_s"] = round(time.monotonic() - started, 1)
         summary = json.dumps(stack.report, indent=1)
         (workdir / "report.json").write_text(summary)
