@@ -24,6 +24,13 @@ from pipelines.resources import MlflowTracking
 GPU_TAG = "energy_forecast/gpu"
 """Runs tagged ``true`` benefit from a GPU (the deployment limits them and grants the device)."""
 
+K8S_GPU_CONFIG = {
+    "container_config": {"resources": {"limits": {"nvidia.com/gpu": 1}}},
+    "pod_spec_config": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+}
+"""Read by Dagster's K8sRunLauncher only (infra/k8s): a GPU job's pod asks for one GPU and tolerates
+the GPU nodes' taint. The Docker deployment ignores it and decides from ``GPU_TAG``."""
+
 
 class TrainingJobConfig(dg.Config):
     config_path: str = Field(
@@ -70,7 +77,7 @@ def training_job(name: str, default_config: str, description: str, *, gpu: bool 
         description=description,
         executor_def=dg.in_process_executor,
         config=dg.RunConfig(ops={"train_model": TrainingJobConfig(config_path=default_config)}),
-        tags={GPU_TAG: str(gpu).lower()},
+        tags={GPU_TAG: str(gpu).lower(), **({"dagster-k8s/config": K8S_GPU_CONFIG} if gpu else {})},
     )
     def _job() -> None:
         train_model()

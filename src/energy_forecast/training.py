@@ -197,7 +197,12 @@ def run_tags(config: TrainingConfig, model: Forecaster, series: SeriesData) -> d
     dvc_file = Path(f"{config.data.path}.dvc")
     if dvc_file.is_file():
         outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
-        tags["data_dvc_md5"] = str(outs[0].get("md5", ""))
+        pointer = str(outs[0].get("md5", ""))
+        if pointer == series.md5:
+            tags["data_dvc_md5"] = pointer
+        else:  # the file changed since `dvc add`: the pointer does not version what was trained on
+            logger.warning("%s records md5 %s but the file's is %s: run `make data` to version it", dvc_file, pointer, series.md5)
+            tags["data_dvc_status"] = f"modified since dvc add (pointer {pointer}, file {series.md5})"
     return tags
 
 

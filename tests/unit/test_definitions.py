@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
@@ -24,9 +26,16 @@ def test_when_complete_training_job_opens_then_the_launchpad_holds_the_xgboost_c
     job = defs.resolve_job_def("complete_training_job")
     path = job.run_config["ops"]["train_model"]["config"]["config_path"]
     assert path == "configs/training/xgboost.yaml" and (PROJECT_DIR / path).is_file()
-    assert job.tags[GPU_TAG] == "false"
+    assert job.tags[GPU_TAG] == "false" and "dagster-k8s/config" not in job.tags
     comparison = defs.resolve_job_def("compare_models_job").run_config["ops"]["comparison_configs"]["config"]["comparison_path"]
     assert (PROJECT_DIR / comparison).is_file()
+
+
+def test_when_a_job_benefits_from_a_gpu_then_its_tags_say_so_for_docker_and_kubernetes():
+    for name in ("chronos_zeroshot_job", "chronos_finetuned_job", "chronos_covariates_job"):
+        tags = defs.resolve_job_def(name).tags
+        assert tags[GPU_TAG] == "true"
+        assert json.loads(tags["dagster-k8s/config"])["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": 1}
 
 
 def test_when_the_job_runs_on_local_storage_then_it_succeeds_with_metadata(tmp_path, synthetic_csv, use_data, monkeypatch):

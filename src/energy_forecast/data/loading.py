@@ -40,6 +40,8 @@ class SeriesData:
     """Index: interval-start timestamps (name ``timestamp``); columns: target then covariates."""
     config: DataConfig
     sha256: str
+    md5: str
+    """The file's md5, the hash DVC records in its ``.dvc`` pointer."""
     filled_steps: int
 
     @property
@@ -59,19 +61,19 @@ def _where(row: int) -> str:
     return f"row {row + 1} (line {row + 2})"
 
 
-def _read_csv(config: DataConfig) -> tuple[pd.DataFrame, str]:
+def _read_csv(config: DataConfig) -> tuple[pd.DataFrame, str, str]:
     path = config.path
     if not path.is_file():
         raise DataValidationError(
             f"{path}: data file not found. Run `make data`, or set DATA_PATH to an existing copy."
         )
     raw = path.read_bytes()
-    sha256 = hashlib.sha256(raw).hexdigest()
+    sha256, md5 = hashlib.sha256(raw).hexdigest(), hashlib.md5(raw, usedforsecurity=False).hexdigest()
     try:
         frame = pd.read_csv(io.BytesIO(raw), encoding=config.encoding, dtype=str, keep_default_na=False)
     except (UnicodeDecodeError, pd.errors.ParserError) as error:
         raise DataValidationError(f"{path}: cannot be read as CSV with encoding {config.encoding}: {error}") from None
-    return frame, sha256
+    return frame, sha256, md5
 
 
 def _check_columns(frame: pd.DataFrame, config: DataConfig) -> None:
@@ -196,7 +198,7 @@ def load_series(config: DataConfig) -> SeriesData:
     stamp; every stamp is on the frequency grid; no gap is longer than ``max_gap_steps``. Gaps up
     to that length are filled (time interpolation, categories carried forward) and counted.
     """
-    raw, sha256 = _read_csv(config)
+    raw, sha256, md5 = _read_csv(config)
     if raw.empty:
         raise DataValidationError(f"{config.path}: the file has a header but no data rows")
     _check_columns(raw, config)
@@ -218,4 +220,4 @@ def load_series(config: DataConfig) -> SeriesData:
         "%s: %d rows from %s to %s (interval starts), sha256 %s…",
         config.path, len(values), values.index[0], values.index[-1], sha256[:12],
     )
-    return SeriesData(frame=values, config=config, sha256=sha256, filled_steps=filled_steps)
+    return SeriesData(frame=values, config=config, sha256=sha256, md5=md5, filled_steps=filled_steps)

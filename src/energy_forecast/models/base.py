@@ -125,7 +125,7 @@ class Forecaster(ABC):
         """Steps of history needed before the first origin."""
         return 1
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027  (an optional hook: most families need nothing)
         """Check external prerequisites (weights, say) before any run starts. Cheap; may repeat."""
 
     # -- public API (not to be overridden) -----------------------------------------------------
