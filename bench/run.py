@@ -123,10 +123,19 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"- `make demo` (five models through Dagster): {results['demo']['wall_s']:.0f} s, peak RSS {results['demo']['peak_rss_mb']:.0f} MB (target ≤ 4096).")
     chronos = results.get("chronos")
     if chronos:
-        lines.append(f"- Chronos-2 ({chronos.get('size', 'tiny')}, {chronos.get('device', 'cpu')}): " + ", ".join(
-            f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
-            for key, value in chronos.items() if key not in ("size", "device") and not isinstance(value, dict)
-        ))
+        lines += [
+            "",
+            f"Chronos-2, {chronos.get('size', 'tiny')} random-weight model ({chronos.get('parameters', 0):,} parameters) on "
+            f"{chronos.get('device', 'cpu')} in {chronos.get('dtype', '')}: December backtest, {chronos.get('backtest_origins')} origins "
+            f"x {chronos.get('backtest_horizon')} steps, context {chronos.get('backtest_context')}, {chronos.get('backtest_covariates')} covariates.",
+            "",
+            "| measure | this forecaster | direct Chronos pipeline call | ratio |",
+            "|---|---|---|---|",
+            f"| backtest, one batched call | {chronos['backtest_seconds']:.3f} s | {chronos['backtest_direct_seconds']:.3f} s | {chronos['backtest_ratio']:.2f} |",
+            f"| fine-tuning, batch {chronos.get('finetune_batch_size')} | {chronos['finetune_steps_per_second']:.2f} steps/s | "
+            f"{chronos['finetune_direct_steps_per_second']:.2f} steps/s | {chronos['finetune_ratio']:.2f} |",
+            f"| peak RSS | {chronos['peak_rss_mb']:.0f} MB | | |",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -144,9 +153,13 @@ def main() -> None:
     parser.add_argument("--one", nargs=2, metavar=("CONFIG", "TASK"), help=argparse.SUPPRESS)
     parser.add_argument("--skip-demo", action="store_true")
     parser.add_argument("--skip-chronos", action="store_true")
+    parser.add_argument("--render", action="store_true", help="only re-render the table from bench/results/latest.json")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(*args.one)))
+        return
+    if args.render:
+        write_tables(json.loads((RESULTS / "latest.json").read_text()))
         return
 
     sys.path.insert(0, str(PROJECT_DIR))
@@ -193,6 +206,10 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_tables(results)
+
+
+def write_tables(results: dict[str, Any]) -> None:
     table = markdown(results)
     (RESULTS / "latest.md").write_text(table)
     update_readme(table)
