@@ -60,8 +60,6 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
     return f"sqlite:///{(LOCAL_STORE / 'mlflow.db').resolve()}"
 
 
-def _is_local_store(uri: str) -> bool:
-    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
@@ -158,7 +156,7 @@ class Tracker:
         if existing is not None:
             return existing.experiment_id
         location = None
-        if _is_local_store(self.tracking_uri):
+        if self.tracking_uri.startswith("sqlite:///"):  # keep a local store's artifacts beside its database
             store = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
             location = (store / "artifacts" / name).resolve().as_uri()
         return self.client.create_experiment(name, artifact_location=location)
