@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import io
+import matplotlib.pyplot as plt
+import pandas as pd
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from energy_forecast.tracking import Tracker  # noqa: E402
-from energy_forecast.training import TrainingResult  # noqa: E402
+from energy_forecast.plots import figure_png
+from energy_forecast.tracking import Tracker
+from energy_forecast.training import TrainingResult
 
 __all__ = ["build_leaderboard", "leaderboard_png", "log_leaderboard"]
 
@@ -51,10 +46,7 @@ def leaderboard_png(board: pd.DataFrame, title: str) -> bytes:
             axis.text(value, y, f" {value:.2f}", va="center", fontsize="small")
         axis.set_title(f"{title}: {task}, test RMSE (lower is better)")
         axis.grid(axis="x", alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def log_leaderboard(tracker: Tracker, experiment: str, name: str, board: pd.DataFrame, png: bytes) -> tuple[str, str | None]:

@@ -16,10 +16,11 @@ import pandas as pd  # noqa: E402
 
 from energy_forecast.metrics import rmse_by_step  # noqa: E402
 
-__all__ = ["error_by_horizon_png", "forecast_week_png", "pick_test_week"]
+__all__ = ["error_by_horizon_png", "figure_png", "forecast_week_png", "pick_test_week"]
 
 
-def _png(figure: plt.Figure) -> bytes:
+def figure_png(figure: plt.Figure) -> bytes:
+    """Render and close ``figure``."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
@@ -56,7 +57,7 @@ def forecast_week_png(forecast: pd.DataFrame, *, title: str, baseline_column: st
     axis.set_ylabel(unit)
     axis.legend(loc="upper right", fontsize="small")
     axis.grid(alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def error_by_horizon_png(forecast: pd.DataFrame, *, title: str, columns: dict[str, str], step_minutes: float) -> bytes:
@@ -71,4 +72,4 @@ def error_by_horizon_png(forecast: pd.DataFrame, *, title: str, columns: dict[st
     axis.set_title(title)
     axis.legend(fontsize="small")
     axis.grid(alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
