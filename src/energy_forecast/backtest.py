@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from energy_forecast.config import SplitConfig, TaskConfig
+from energy_forecast.frames import ACTUAL, ORIGIN, TIMESTAMP
 
 __all__ = ["ChronologicalSplit", "attach_actuals", "origins_between", "split_series"]
 
@@ -42,7 +43,7 @@ def origins_between(
     ``min_history`` earlier stamps in ``index``.
     """
     if len(index) == 0:
-        return pd.DatetimeIndex([], name="origin")
+        return pd.DatetimeIndex([], name=ORIGIN)
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(0)
     spacing = pd.Timedelta(pd.tseries.frequencies.to_offset(every))
     hours, minutes = (int(part) for part in at.split(":"))
@@ -53,7 +54,7 @@ def origins_between(
     chosen = index[phase & (index >= earliest) & (index <= last_allowed)]
     if min_history >= len(index):
         chosen = chosen[:0]
-    return pd.DatetimeIndex(chosen, name="origin")
+    return pd.DatetimeIndex(chosen, name=ORIGIN)
 
 
 @dataclass(frozen=True)
@@ -126,5 +127,5 @@ def split_series(frame: pd.DataFrame, bounds: SplitConfig, task: TaskConfig, *, 
 
 def attach_actuals(forecast: pd.DataFrame, frame: pd.DataFrame, target: str) -> pd.DataFrame:
     """Add the observed ``actual`` at each forecast stamp."""
-    actual = frame[target].reindex(pd.DatetimeIndex(forecast["timestamp"]))
-    return forecast.assign(actual=np.asarray(actual, dtype="float64"))
+    actual = frame[target].reindex(pd.DatetimeIndex(forecast[TIMESTAMP]))
+    return forecast.assign(**{ACTUAL: np.asarray(actual, dtype="float64")})

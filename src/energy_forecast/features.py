@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from energy_forecast.config import FeatureConfig
+from energy_forecast.frames import ORIGIN, STEP, TIMESTAMP
 
 __all__ = ["FeatureMatrix", "FeatureSpec", "build_features", "feature_name"]
 
@@ -132,7 +133,7 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, spec: Feat
     y = frame[spec.target].to_numpy(dtype="float64", na_value=np.nan)
     recipe = spec.recipe
 
-    columns: dict[str, np.ndarray] = {"step": step.astype("float64")}
+    columns: dict[str, np.ndarray] = {STEP: step.astype("float64")}
     for k in recipe.origin_lags:
         columns[f"target_lag{k}_origin"] = y[origin_pos - k]
     for lag in recipe.seasonal_lags:
@@ -163,6 +164,6 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, spec: Feat
     columns.update(_calendar(stamps, recipe.calendar))
 
     keys = pd.DataFrame(
-        {"origin": frame.index[origin_pos], "step": step, "timestamp": stamps}
+        {ORIGIN: frame.index[origin_pos], STEP: step, TIMESTAMP: stamps}
     )
     return FeatureMatrix(X=pd.DataFrame(columns, dtype="float64"), keys=keys, y=y[stamp_pos])

@@ -11,12 +11,12 @@ actuals inside that 80 % interval (``coverage_80``; well calibrated is 0.8).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
-__all__ = ["METRIC_NAMES", "mase_scale", "quantile_columns", "quantile_scores", "rmse_by_step", "score"]
+from energy_forecast.frames import ACTUAL, PREDICTION, STEP, quantile_columns
+
+__all__ = ["METRIC_NAMES", "mase_scale", "quantile_scores", "rmse_by_step", "score"]
 
 METRIC_NAMES = ("rmse", "mae", "r2", "mape_nonzero", "smape", "mase")
 
@@ -53,21 +53,13 @@ def score(actual: np.ndarray, predicted: np.ndarray, *, scale: float) -> dict[st
     }
 
 
-def rmse_by_step(forecast: pd.DataFrame, prediction_column: str = "prediction") -> pd.Series:
+def rmse_by_step(forecast: pd.DataFrame, prediction_column: str = PREDICTION) -> pd.Series:
     """RMSE of each horizon step across origins, indexed by ``step``."""
-    squared = (forecast[prediction_column] - forecast["actual"]) ** 2
-    return np.sqrt(squared.groupby(forecast["step"]).mean()).rename("rmse")
+    squared = (forecast[prediction_column] - forecast[ACTUAL]) ** 2
+    return np.sqrt(squared.groupby(forecast[STEP]).mean()).rename("rmse")
 
 
-_QUANTILE_COLUMN = re.compile(r"q(0\.\d+)")
-
-
-def quantile_columns(forecast: pd.DataFrame) -> dict[float, str]:
-    """Quantile level -> column, for columns named ``q<level>`` with 0 < level < 1."""
-    return {float(match.group(1)): column for column in forecast.columns if (match := _QUANTILE_COLUMN.fullmatch(str(column)))}
-
-
-def quantile_scores(forecast: pd.DataFrame, actual_column: str = "actual") -> dict[str, float]:
+def quantile_scores(forecast: pd.DataFrame, actual_column: str = ACTUAL) -> dict[str, float]:
     """``pinball_loss`` (mean over levels) and ``coverage_80``; empty for point forecasts."""
     columns = quantile_columns(forecast)
     if not columns:

@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # headless: servers, containers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from energy_forecast.frames import ACTUAL, ORIGIN, PREDICTION, TIMESTAMP  # noqa: E402
 from energy_forecast.metrics import rmse_by_step  # noqa: E402
 
 __all__ = ["error_by_horizon_png", "figure_png", "forecast_week_png", "pick_test_week"]
@@ -29,7 +30,7 @@ def figure_png(figure: plt.Figure) -> bytes:
 
 def pick_test_week(forecast: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The first Monday-to-Sunday week the forecast covers fully, else its first seven days."""
-    stamps = pd.DatetimeIndex(forecast["timestamp"])
+    stamps = pd.DatetimeIndex(forecast[TIMESTAMP])
     first, last = stamps.min(), stamps.max()
     monday = (first.normalize() + pd.Timedelta(days=(7 - first.day_of_week) % 7))
     if monday + pd.Timedelta(days=7) <= last + pd.Timedelta(minutes=1):
@@ -44,15 +45,15 @@ def forecast_week_png(forecast: pd.DataFrame, *, title: str, baseline_column: st
     origins tile the week), the forecast from the latest origin is drawn.
     """
     start, end = pick_test_week(forecast)
-    week = forecast[(forecast["timestamp"] >= start) & (forecast["timestamp"] < end)]
-    week = week.sort_values(["timestamp", "origin"]).drop_duplicates("timestamp", keep="last")
+    week = forecast[(forecast[TIMESTAMP] >= start) & (forecast[TIMESTAMP] < end)]
+    week = week.sort_values([TIMESTAMP, ORIGIN]).drop_duplicates(TIMESTAMP, keep="last")
     figure, axis = plt.subplots(figsize=(12, 4))
-    axis.plot(week["timestamp"], week["actual"], color="black", linewidth=1.0, label="actual")
-    axis.plot(week["timestamp"], week["prediction"], color="tab:blue", linewidth=1.0, label="forecast")
+    axis.plot(week[TIMESTAMP], week[ACTUAL], color="black", linewidth=1.0, label="actual")
+    axis.plot(week[TIMESTAMP], week[PREDICTION], color="tab:blue", linewidth=1.0, label="forecast")
     if {"q0.1", "q0.9"} <= set(week.columns):
-        axis.fill_between(week["timestamp"], week["q0.1"], week["q0.9"], color="tab:blue", alpha=0.2, label="80 % interval")
+        axis.fill_between(week[TIMESTAMP], week["q0.1"], week["q0.9"], color="tab:blue", alpha=0.2, label="80 % interval")
     if baseline_column and baseline_column in week.columns:
-        axis.plot(week["timestamp"], week[baseline_column], color="tab:gray", linewidth=0.8, linestyle="--", label=baseline_column)
+        axis.plot(week[TIMESTAMP], week[baseline_column], color="tab:gray", linewidth=0.8, linestyle="--", label=baseline_column)
     axis.set_title(f"{title}: {start:%Y-%m-%d} to {end - pd.Timedelta(days=1):%Y-%m-%d}")
     axis.set_ylabel(unit)
     axis.legend(loc="upper right", fontsize="small")

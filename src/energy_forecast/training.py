@@ -22,6 +22,7 @@ from energy_forecast.backtest import ChronologicalSplit, attach_actuals, split_s
 from energy_forecast.config import ConfigError, TrainingConfig, load_training_config
 from energy_forecast.data.loading import SeriesData, load_series
 from energy_forecast.device import DeviceChoice
+from energy_forecast.frames import ACTUAL, PREDICTION, baseline_column
 from energy_forecast.metrics import mase_scale, quantile_scores, rmse_by_step, score
 from energy_forecast.models import (
     Forecaster,
@@ -89,7 +90,7 @@ class Evaluation:
     predict_seconds: float
 
     def rmse_by_step(self) -> dict[str, pd.Series]:
-        columns = {"model": "prediction", **{name: f"baseline_{name}" for name in self.baseline_metrics}}
+        columns = {"model": PREDICTION, **{name: baseline_column(name) for name in self.baseline_metrics}}
         return {label: rmse_by_step(self.forecast, column) for label, column in columns.items()}
 
     def leaderboard(self) -> pd.DataFrame:
@@ -102,12 +103,12 @@ class Evaluation:
         title = f"{self.config.name} ({self.config.task.name})"
         return {
             "forecast_vs_actual.png": forecast_week_png(
-                self.forecast, title=title, baseline_column=f"baseline_{REFERENCE_BASELINE}", unit=self.config.data.target
+                self.forecast, title=title, baseline_column=baseline_column(REFERENCE_BASELINE), unit=self.config.data.target
             ),
             "error_by_horizon.png": error_by_horizon_png(
                 self.forecast,
                 title=f"{title}: test RMSE by horizon",
-                columns={self.config.model.type: "prediction", **{n: f"baseline_{n}" for n in self.baseline_metrics}},
+                columns={self.config.model.type: PREDICTION, **{n: baseline_column(n) for n in self.baseline_metrics}},
                 step_minutes=step_minutes,
             ),
         }
@@ -139,15 +140,15 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
     baseline_metrics = {}
     for name, baseline in baselines.items():
         predicted = baseline.fit(split.history).predict(split.through_test, split.test_origins)
-        forecast[f"baseline_{name}"] = predicted["prediction"].to_numpy()
-        baseline_metrics[name] = score(forecast["actual"], predicted["prediction"], scale=scale)
+        forecast[baseline_column(name)] = predicted[PREDICTION].to_numpy()
+        baseline_metrics[name] = score(forecast[ACTUAL], predicted[PREDICTION], scale=scale)
     return Evaluation(
         config=config,
         model=model,
         split=split,
         forecast=forecast,
-        metrics=score(forecast["actual"], forecast["prediction"], scale=scale) | quantile_scores(forecast),
-        validation_metrics=score(validation["actual"], validation["prediction"], scale=scale) | quantile_scores(validation),
+        metrics=score(forecast[ACTUAL], forecast[PREDICTION], scale=scale) | quantile_scores(forecast),
+        validation_metrics=score(validation[ACTUAL], validation[PREDICTION], scale=scale) | quantile_scores(validation),
         baseline_metrics=baseline_metrics,
         model_input=model.model_input(split.through_test, split.test_origins),
         fit_seconds=fit_seconds,
@@ -230,7 +231,7 @@ def train(config: TrainingConfig, tracker: Tracker | None = None) -> TrainingRes
         evaluation = evaluate(config, series, model)
         result = _result(config, evaluation, tags)
         _log_evaluation(tracker, evaluation, result)
-        info = tracker.log_model(model, evaluation.model_input, evaluation.forecast["prediction"].to_numpy())
+        info = tracker.log_model(model, evaluation.model_input, evaluation.forecast[PREDICTION].to_numpy())
         result.run_id = active.info.run_id
         result.experiment_id = active.info.experiment_id
         result.run_url = tracker.run_url(active.info.experiment_id, active.info.run_id)

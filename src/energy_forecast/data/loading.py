@@ -20,12 +20,11 @@ import numpy as np
 import pandas as pd
 
 from energy_forecast.config import DataConfig
+from energy_forecast.frames import TIMESTAMP
 
 __all__ = ["DataValidationError", "SeriesData", "file_sha256", "load_series"]
 
 logger = logging.getLogger(__name__)
-
-TIMESTAMP_INDEX = "timestamp"
 
 
 class DataValidationError(ValueError):
@@ -107,7 +106,7 @@ def _parse_timestamps(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeInd
         stamps = stamps.where(~at_midnight, stamps + pd.Timedelta(days=1))
     if spec.label == "end":
         stamps = stamps - config.step
-    return pd.DatetimeIndex(stamps, name=TIMESTAMP_INDEX)
+    return pd.DatetimeIndex(stamps, name=TIMESTAMP)
 
 
 def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
@@ -181,7 +180,7 @@ def _check_grid(index: pd.DatetimeIndex, config: DataConfig, file_rows: np.ndarr
 
 
 def _fill_gaps(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
-    grid = pd.date_range(frame.index[0], frame.index[-1], freq=config.step, name=TIMESTAMP_INDEX)
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq=config.step, name=TIMESTAMP)
     filled = frame.reindex(grid)
     numeric = filled.select_dtypes("number").columns
     filled[numeric] = filled[numeric].interpolate(method="time")

@@ -22,10 +22,9 @@ from pydantic import ConfigDict
 
 from energy_forecast.config import FeatureConfig, StrictModel, TrainingConfig
 from energy_forecast.device import DeviceChoice, driver_cuda_available
+from energy_forecast.frames import ORIGIN, STEP
 
 __all__ = ["ForecastProblem", "Forecaster", "ModelParams", "ValidationData"]
-
-FORECAST_KEYS = ["origin", "step", "timestamp"]
 
 
 class ModelParams(StrictModel):
@@ -155,7 +154,7 @@ class Forecaster(ABC):
         self._check_columns(frame)
         self._check_origins(frame, origins)
         forecast = self._predict(frame, origins)
-        return forecast.sort_values(["origin", "step"], ignore_index=True)
+        return forecast.sort_values([ORIGIN, STEP], ignore_index=True)
 
     # -- for tracking ----------------------------------------------------------------------------
 

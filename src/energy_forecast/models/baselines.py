@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from energy_forecast.frames import ORIGIN, PREDICTION, STEP, TIMESTAMP
 from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
 from energy_forecast.models.registry import register
 
@@ -43,12 +44,12 @@ class _LookupForecaster(Forecaster):
         assert (source < origin_pos).all(), "a baseline must only read values before the origin"
         values = frame[self.problem.target].to_numpy(dtype="float64")[source]
         return pd.DataFrame(
-            {"origin": frame.index[origin_pos], "step": step, "timestamp": frame.index[origin_pos + step - 1], "copied_value": values}
+            {ORIGIN: frame.index[origin_pos], STEP: step, TIMESTAMP: frame.index[origin_pos + step - 1], "copied_value": values}
         )
 
     def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         lookup = self._lookup(frame, origins)
-        return lookup.rename(columns={"copied_value": "prediction"})
+        return lookup.rename(columns={"copied_value": PREDICTION})
 
     def model_input(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         return self._lookup(frame, origins)[["copied_value"]]

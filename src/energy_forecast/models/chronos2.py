@@ -35,27 +35,22 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from energy_forecast.device import DeviceChoice, torch_cuda_available
+from energy_forecast.frames import ORIGIN, PREDICTION, STEP, TIMESTAMP, quantile_column
 from energy_forecast.models.base import Forecaster, ForecastProblem, ModelParams, ValidationData
 from energy_forecast.models.chronos2_weights import WeightsSource, WeightsUnavailableError, locate_weights
 from energy_forecast.models.registry import register
 
-__all__ = ["Chronos2Forecaster", "Chronos2Params", "WeightsUnavailableError", "quantile_column"]
+__all__ = ["Chronos2Forecaster", "Chronos2Params", "WeightsUnavailableError"]
 
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "Chronos-2 needs torch and chronos-forecasting: pip install -e .[chronos]"
-ORIGIN, TIMESTAMP = "origin", "timestamp"
 WEIGHTS_DIR = "weights"
 
 FINETUNE_FIELDS = frozenset({
     "finetune_mode", "num_steps", "learning_rate", "finetune_batch_size", "finetune_context_length",
     "validation", "validation_every", "log_every", "lora_rank", "lora_alpha",
 })
-
-
-def quantile_column(level: float) -> str:
-    """``0.1`` -> ``q0.1``: the forecast column of a quantile level."""
-    return f"q{level:g}"
 
 
 def _require_chronos() -> None:
@@ -466,7 +461,7 @@ class Chronos2Forecaster(Forecaster):
         quantiles = [quantile_column(level) for level in self.params.quantile_levels]
         arguments = self.predict_df_arguments(model_input)
         if arguments is None:
-            return pd.DataFrame(columns=[ORIGIN, "step", TIMESTAMP, "prediction", *quantiles])
+            return pd.DataFrame(columns=[ORIGIN, STEP, TIMESTAMP, PREDICTION, *quantiles])
         pipeline, steps = self._pipeline(), arguments["prediction_length"]
         started = time.perf_counter()
         forecast = pipeline.predict_df(**arguments)
@@ -474,9 +469,9 @@ class Chronos2Forecaster(Forecaster):
         logger.info("chronos2: forecast %d origins x %d steps in %.2f s", n_origins, steps, time.perf_counter() - started)
         result = pd.DataFrame({
             ORIGIN: pd.DatetimeIndex(forecast[ORIGIN]),
-            "step": np.tile(np.arange(1, steps + 1), n_origins),
+            STEP: np.tile(np.arange(1, steps + 1), n_origins),
             TIMESTAMP: pd.DatetimeIndex(forecast[TIMESTAMP]),
-            "prediction": forecast["predictions"].to_numpy(dtype="float64"),
+            PREDICTION: forecast["predictions"].to_numpy(dtype="float64"),
         })
         for level, column in zip(self.params.quantile_levels, quantiles, strict=True):
             result[column] = forecast[str(level)].to_numpy(dtype="float64")
