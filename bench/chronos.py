@@ -146,7 +146,7 @@ def chronos_benchmark(
         )
         build_seconds = time.perf_counter() - started
         config = load_config(CONFIG)
-        problem = ForecastProblem.from_config(config)
+        problem = config.problem
         split = split_series(load_series(config.data).frame, config.split, config.task, min_history=672)
         origins = split.test_origins
         zero_shot = _model(config, problem, {"mode": "zero_shot", "pretrained": str(weights), "context_length": CONTEXT})
@@ -170,7 +170,7 @@ def chronos_benchmark(
         if not heavy_on_cpu:
             target_only = _model(
                 config.model_copy(update={"covariates": "none"}),
-                ForecastProblem(**{**problem.__dict__, "past_covariates": (), "future_covariates": (), "categorical_covariates": ()}),
+                problem.replace(covariates=()),
                 {"mode": "zero_shot", "pretrained": str(weights), "context_length": CONTEXT},
             )
             target_only.fit(split.history)
@@ -182,7 +182,7 @@ def chronos_benchmark(
             "mode": "finetune", "pretrained": str(weights), "context_length": CONTEXT, "finetune_batch_size": FINETUNE_BATCH,
             "num_steps": steps, "learning_rate": 1e-5, "validation": False, "log_every": max(1, steps // 2),
         }
-        history = split.history[[problem.target, *problem.covariates]].rename_axis("timestamp").reset_index().assign(item_id="train")
+        history = split.history[[problem.target, *problem.covariate_names]].rename_axis("timestamp").reset_index().assign(item_id="train")
         for name in problem.categorical_covariates:
             history[name] = history[name].astype("string")
         direct_inputs = from_data_frame(
@@ -219,7 +219,7 @@ def chronos_benchmark(
         "backtest_origins": len(origins),
         "backtest_horizon": problem.horizon,
         "backtest_context": CONTEXT,
-        "backtest_covariates": len(problem.covariates),
+        "backtest_covariates": len(problem.covariate_names),
         "backtest_repeats": repeats,
         "backtest_seconds": backtest,
         "backtest_direct_seconds": backtest_direct,

@@ -37,6 +37,7 @@ __all__ = [
     "Covariate",
     "DataConfig",
     "FeatureConfig",
+    "ForecastProblem",
     "ModelConfig",
     "SplitConfig",
     "StrictModel",
@@ -46,6 +47,7 @@ __all__ = [
     "TrainingConfig",
     "deep_merge",
     "format_validation_error",
+    "check_lags_leak_free",
     "load_comparison_config",
     "load_data_config",
     "load_training_config",
@@ -152,6 +154,9 @@ class DataConfig(StrictModel):
 # --------------------------------------------------------------------------------------------
 
 
+DEFAULT_QUANTILE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 class TaskConfig(StrictModel):
     """What is forecast: ``horizon`` steps ahead from each origin.
 
@@ -163,6 +168,18 @@ class TaskConfig(StrictModel):
     horizon: int = Field(gt=0, description="number of steps forecast from each origin")
     origin_every: str = Field(default="1D", description="pandas offset between forecast origins")
     origin_time: str = Field(default="00:00", description="HH:MM that origins are aligned to")
+    quantile_levels: tuple[float, ...] = Field(
+        default=DEFAULT_QUANTILE_LEVELS,
+        description="quantiles every model forecasts (columns q<level>); 0.1 and 0.9 bound the 80 % interval",
+    )
+
+    @field_validator("quantile_levels")
+    @classmethod
+    def _levels_inside_unit_interval(cls, levels: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [level for level in levels if not 0.0 < level < 1.0]
+        if bad or not levels:
+            raise ValueError(f"quantile levels must lie strictly between 0 and 1, got {list(levels)}")
+        return tuple(sorted(set(levels)))
 
     @field_validator("origin_every")
     @classmethod
@@ -285,6 +302,71 @@ class FeatureConfig(StrictModel):
         )
 
 
+def check_lags_leak_free(features: FeatureConfig, horizon: int) -> None:
+    """The one leak rule of the direct design: a lag counted from the forecast stamp must reach
+    back at least the horizon, or the last steps of a horizon would read values at or after the
+    origin. Raises ValueError naming the offending lags."""
+    lags = [*features.seasonal_lags, *(lag for lag, _ in features.seasonal_means)]
+    too_short = [lag for lag in lags if lag < horizon]
+    if too_short:
+        raise ValueError(
+            f"features.seasonal_lags / seasonal_means lags {too_short} are shorter than the horizon "
+            f"({horizon}): they would read values at or after the origin"
+        )
+
+
+class ForecastProblem(StrictModel):
+    """The forecasting problem, described once: what is forecast, from which columns, with which
+    features. Every model is built from it and saves it beside its fitted state, so a saved model
+    needs no YAML to forecast. :attr:`TrainingConfig.problem` builds it from a training YAML."""
+
+    target: str
+    frequency: str = "15min"
+    horizon: int = Field(gt=0)
+    origin_every: str = "1D"
+    origin_time: str = "00:00"
+    covariates: tuple[Covariate, ...] = ()
+    """The covariates the model may use, each with its role (past / future) and kind."""
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig())
+    quantile_levels: tuple[float, ...] = DEFAULT_QUANTILE_LEVELS
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _leak_free(self) -> ForecastProblem:
+        check_lags_leak_free(self.features, self.horizon)
+        if self.target in self.covariate_names:
+            raise ValueError(f"the target '{self.target}' cannot also be a covariate")
+        return self
+
+    @property
+    def step(self) -> pd.Timedelta:
+        return pd.Timedelta(pd.tseries.frequencies.to_offset(self.frequency))
+
+    @property
+    def covariate_names(self) -> tuple[str, ...]:
+        """Past covariates, then known-future ones."""
+        return (*self.past_covariates, *self.future_covariates)
+
+    @property
+    def past_covariates(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.covariates if c.role == "past")
+
+    @property
+    def future_covariates(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.covariates if c.role == "future")
+
+    @property
+    def categorical_covariates(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.covariates if c.kind == "categorical")
+
+    def steps_per(self, period: str) -> int:
+        return int(pd.Timedelta(period) / self.step)
+
+    def replace(self, **changes: Any) -> ForecastProblem:
+        """A validated copy with ``changes`` (e.g. another horizon)."""
+        return ForecastProblem.model_validate({**self.model_dump(), **changes})
+
+
 # --------------------------------------------------------------------------------------------
 # model and tracking
 # --------------------------------------------------------------------------------------------
@@ -330,13 +412,7 @@ class TrainingConfig(StrictModel):
                     f"covariates {unknown} are not declared in data '{self.data.name}'; "
                     f"declared covariates: {declared}"
                 )
-        lags = [*self.features.seasonal_lags, *(lag for lag, _ in self.features.seasonal_means)]
-        too_short = [lag for lag in lags if lag < self.task.horizon]
-        if too_short:
-            raise ValueError(
-                f"features.seasonal_lags / seasonal_means lags {too_short} are shorter than the horizon "
-                f"({self.task.horizon}): they would read values at or after the origin"
-            )
+        check_lags_leak_free(self.features, self.task.horizon)
         return self
 
     @property
@@ -346,6 +422,21 @@ class TrainingConfig(StrictModel):
         if self.covariates == "none":
             return []
         return [self.data.covariate(name) for name in self.covariates]
+
+    @property
+    def problem(self) -> ForecastProblem:
+        """The forecasting problem this config describes (what every model is built from)."""
+        return ForecastProblem(
+            target=self.data.target,
+            frequency=self.data.frequency,
+            horizon=self.task.horizon,
+            origin_every=self.task.origin_every,
+            origin_time=self.task.origin_time,
+            covariates=tuple(self.selected_covariates),
+            features=self.features,
+            quantile_levels=self.task.quantile_levels,
+            seed=self.seed,
+        )
 
     @property
     def registered_model_name(self) -> str | None:

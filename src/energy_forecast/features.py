@@ -31,38 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from energy_forecast.config import FeatureConfig
+from energy_forecast.config import ForecastProblem
 from energy_forecast.frames import ORIGIN, STEP, TIMESTAMP
 
-__all__ = ["FeatureMatrix", "FeatureSpec", "build_features", "feature_name"]
+__all__ = ["FeatureMatrix", "build_features", "feature_name"]
 
 
 def feature_name(text: str) -> str:
     """A column name every tabular library accepts (LightGBM rejects JSON-special characters)."""
     return re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Everything :func:`build_features` needs, fixed before fitting."""
-
-    target: str
-    horizon: int
-    recipe: FeatureConfig
-    past_covariates: tuple[str, ...] = ()
-    future_covariates: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        too_short = [lag for lag in [*self.recipe.seasonal_lags, *(lag for lag, _ in self.recipe.seasonal_means)] if lag < self.horizon]
-        if too_short:
-            raise ValueError(
-                f"seasonal lags {too_short} are shorter than the horizon {self.horizon}: "
-                "they would read values at or after the origin"
-            )
-
-    @property
-    def lookback(self) -> int:
-        return self.recipe.lookback
 
 
 @dataclass(frozen=True)
@@ -96,30 +73,30 @@ def _calendar(stamps: pd.DatetimeIndex, wanted: list[str]) -> dict[str, np.ndarr
     return {name: np.asarray(every[name](), dtype="float64") for name in wanted}
 
 
-def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, spec: FeatureSpec) -> FeatureMatrix:
-    """Features for every origin in ``origins`` and every step up to ``spec.horizon``.
+def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: ForecastProblem) -> FeatureMatrix:
+    """Features for every origin in ``origins`` and every step up to ``problem.horizon``.
 
     Args:
         frame: regular series indexed by interval-start stamps, holding the target and the
-            covariates named in ``spec``. Rows after an origin may hold anything (or NaN) in the
+            covariates of ``problem``. Rows after an origin may hold anything (or NaN) in the
             target and past columns; known-future columns must be filled over the horizon.
-        origins: stamps in ``frame.index`` with at least ``spec.lookback`` rows before them and
-            ``spec.horizon`` rows from them on.
-        spec: the feature recipe and the horizon.
+        origins: stamps in ``frame.index`` with at least ``problem.features.lookback`` rows before
+            them and ``problem.horizon`` rows from them on.
+        problem: the feature recipe, the covariates and the horizon.
 
     Raises:
         ValueError: an origin is not in the index, lacks history, or its horizon runs past the
             end of the frame.
     """
-    horizon = spec.horizon
+    horizon, recipe, lookback = problem.horizon, problem.features, problem.features.lookback
     positions = frame.index.get_indexer(origins)
     if (positions < 0).any():
         missing = origins[positions < 0][:3].tolist()
         raise ValueError(f"origins {missing} are not stamps of the series")
-    if len(positions) and positions.min() < spec.lookback:
+    if len(positions) and positions.min() < lookback:
         raise ValueError(
             f"origin {origins[positions.argmin()]} has {positions.min()} steps of history; "
-            f"the features need {spec.lookback}"
+            f"the features need {lookback}"
         )
     if len(positions) and positions.max() + horizon > len(frame):
         raise ValueError(
@@ -130,8 +107,7 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, spec: Feat
     origin_pos = np.repeat(positions, horizon)
     step = np.tile(np.arange(1, horizon + 1), len(positions))
     stamp_pos = origin_pos + step - 1
-    y = frame[spec.target].to_numpy(dtype="float64", na_value=np.nan)
-    recipe = spec.recipe
+    y = frame[problem.target].to_numpy(dtype="float64", na_value=np.nan)
 
     columns: dict[str, np.ndarray] = {STEP: step.astype("float64")}
     for k in recipe.origin_lags:
@@ -144,12 +120,12 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, spec: Feat
         cumulative = np.concatenate([[0.0], np.cumsum(y)])
         for w in recipe.rolling_windows:
             columns[f"target_mean{w}_origin"] = (cumulative[origin_pos] - cumulative[origin_pos - w]) / w
-    for name in spec.past_covariates:
+    for name in problem.past_covariates:
         values = _codes(frame[name])
         for k in recipe.past_covariate_lags:
             columns[f"{feature_name(name)}_lag{k}_origin"] = values[origin_pos - k]
     window = positions[:, None] + np.arange(horizon)  # each origin's horizon rows
-    for name in spec.future_covariates:
+    for name in problem.future_covariates:
         columns[feature_name(name)] = _codes(frame[name])[stamp_pos]
         if recipe.horizon_summaries:
             column = frame[name]

@@ -19,14 +19,13 @@ import pandas as pd
 import yaml
 
 from energy_forecast.backtest import ChronologicalSplit, attach_actuals, split_series
-from energy_forecast.config import ConfigError, TrainingConfig, load_training_config
+from energy_forecast.config import ConfigError, ForecastProblem, TrainingConfig, load_training_config
 from energy_forecast.data.loading import SeriesData, load_series
 from energy_forecast.device import DeviceChoice
 from energy_forecast.frames import ACTUAL, PREDICTION, baseline_column
 from energy_forecast.metrics import mase_scale, quantile_scores, rmse_by_step, score
 from energy_forecast.models import (
     Forecaster,
-    ForecastProblem,
     ModelConfigError,
     ValidationData,
     create_model,
@@ -116,7 +115,7 @@ class Evaluation:
 
 def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | None = None) -> Evaluation:
     """Fit on the training period and score validation and test origins against the baselines."""
-    problem = ForecastProblem.from_config(config)
+    problem = config.problem
     model = model or create_model(config.model, problem)
     baselines = _baseline_models(problem)
     min_history = max(model.min_history, *(b.min_history for b in baselines.values()))
@@ -216,7 +215,7 @@ def train(config: TrainingConfig, tracker: Tracker | None = None) -> TrainingRes
         DeviceUnavailableError: ``device: cuda`` cannot be met (before any run starts).
         Errors of :meth:`Forecaster.prepare`, e.g. unreachable weights (before any run starts).
     """
-    problem = ForecastProblem.from_config(config)
+    problem = config.problem
     model = create_model(config.model, problem)
     model.prepare()
     series = load_series(config.data)

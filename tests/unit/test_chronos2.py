@@ -17,12 +17,11 @@ import pandas as pd
 import pytest
 
 from energy_forecast.backtest import ChronologicalSplit, split_series
-from energy_forecast.config import ConfigError, TrainingConfig
+from energy_forecast.config import ConfigError, FeatureConfig, TrainingConfig
 from energy_forecast.data.loading import load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.metrics import quantile_scores
 from energy_forecast.models import (
-    ForecastProblem,
     ModelConfigError,
     ValidationData,
     chronos2_weights,
@@ -55,6 +54,9 @@ def tiny_chronos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_chronos2(tmp_path_factory.mktemp("chronos") / "tiny")
 
 
+NO_SEASONAL_LAGS = FeatureConfig(seasonal_lags=[], seasonal_means=[])
+"""Chronos reads no tabular features; a horizon longer than a day needs none shorter than it."""
+
 def chronos_config(yaml_name: str, tiny: Path, *, covariates: str | None = None, **params: Any) -> TrainingConfig:
     """A Chronos YAML on the 70-day synthetic series and the tiny checkpoint."""
     overrides: dict[str, Any] = {"split": SMALL_SPLIT, "model": {"params": {"pretrained": str(tiny), **FAST, **params}}}
@@ -64,7 +66,7 @@ def chronos_config(yaml_name: str, tiny: Path, *, covariates: str | None = None,
 
 
 def prepared(config: TrainingConfig) -> tuple[Chronos2Forecaster, ChronologicalSplit]:
-    model = create_model(config.model, ForecastProblem.from_config(config))
+    model = create_model(config.model, config.problem)
     assert isinstance(model, Chronos2Forecaster)
     split = split_series(load_series(config.data).frame, config.split, config.task, min_history=672)
     return model, split
@@ -85,13 +87,13 @@ def on_synthetic(synthetic_csv: Path, use_data) -> Path:
 def test_when_a_chronos_yaml_is_loaded_then_it_builds_the_chronos2_family_in_its_mode(yaml_name, mode, covariates, on_synthetic):
     config = load_config(CONFIGS / "training" / yaml_name)
 
-    model = create_model(config.model, ForecastProblem.from_config(config))
+    model = create_model(config.model, config.problem)
 
     assert isinstance(model, Chronos2Forecaster)
     assert model.params.mode == mode and config.covariates == covariates
     assert model.params.pretrained == "amazon/chronos-2"
     expected = 9 if covariates == "all" else 0
-    assert len(model.problem.covariates) == expected
+    assert len(model.problem.covariate_names) == expected
 
 
 def test_when_finetune_mode_is_unknown_then_the_config_is_rejected_naming_the_choices():
@@ -137,7 +139,7 @@ def test_when_torch_reports_a_gpu_then_auto_chooses_cuda_with_bfloat16(tiny_chro
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     config = chronos_config("chronos2_zeroshot.yaml", tiny_chronos)
 
-    model = create_model(config.model, ForecastProblem.from_config(config))  # cheap: nothing loads
+    model = create_model(config.model, config.problem)  # cheap: nothing loads
 
     assert model.device.device == "cuda" and model.device.gpu_used
     assert model.dtype_name == "bfloat16" and "bfloat16" in model.device.reason
@@ -149,7 +151,7 @@ def test_when_cuda_is_demanded_without_a_gpu_then_it_fails_clearly(tiny_chronos,
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     config = chronos_config("chronos2_zeroshot.yaml", tiny_chronos)
     with pytest.raises(DeviceUnavailableError, match="no GPU is usable"):
-        create_model(config.model.model_copy(update={"device": "cuda"}), ForecastProblem.from_config(config))
+        create_model(config.model.model_copy(update={"device": "cuda"}), config.problem)
 
 
 # -- bad input fails before any weights load -----------------------------------------------------
@@ -159,13 +161,13 @@ def test_when_lora_is_asked_without_peft_then_the_model_is_refused_before_loadin
     monkeypatch.setattr(chronos2_module, "peft_available", lambda: False)
     config = chronos_config("chronos2_finetuned.yaml", tiny_chronos, finetune_mode="lora")
     with pytest.raises(ImportError, match="needs peft"):
-        create_model(config.model, ForecastProblem.from_config(config))
+        create_model(config.model, config.problem)
 
 
 def test_when_the_horizon_exceeds_what_the_model_forecasts_in_one_pass_then_fit_fails_before_loading(tiny_chronos, on_synthetic):
     config = chronos_config("chronos2_zeroshot.yaml", tiny_chronos)
-    problem = ForecastProblem.from_config(config)
-    too_long = ForecastProblem(**{**problem.__dict__, "horizon": 16 * TINY_MAX_OUTPUT_PATCHES + 1})
+    problem = config.problem
+    too_long = problem.replace(horizon=16 * TINY_MAX_OUTPUT_PATCHES + 1, features=NO_SEASONAL_LAGS)
     model = create_model(config.model, too_long)
     history = load_series(config.data).frame
 
@@ -176,8 +178,8 @@ def test_when_the_horizon_exceeds_what_the_model_forecasts_in_one_pass_then_fit_
 
 def test_when_limit_prediction_length_is_off_then_a_long_horizon_is_unrolled(tiny_chronos, on_synthetic):
     config = chronos_config("chronos2_zeroshot.yaml", tiny_chronos, limit_prediction_length=False)
-    problem = ForecastProblem.from_config(config)
-    model = create_model(config.model, ForecastProblem(**{**problem.__dict__, "horizon": 160}))
+    problem = config.problem
+    model = create_model(config.model, problem.replace(horizon=160, features=NO_SEASONAL_LAGS))
     frame = load_series(config.data).frame
     origin = pd.DatetimeIndex([frame.index[2000]])
 

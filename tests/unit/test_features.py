@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from energy_forecast.config import FeatureConfig
-from energy_forecast.features import FeatureSpec, build_features
+from energy_forecast.config import Covariate, FeatureConfig, ForecastProblem
+from energy_forecast.features import build_features
 
 HORIZON = 96
 PAST = ("Lagging_Current_Power_Factor", "Load_Type_past")
 FUTURE = ("Load_Type", "NSM")
+KINDS = {"Lagging_Current_Power_Factor": "numeric", "Load_Type_past": "categorical", "Load_Type": "categorical", "NSM": "numeric"}
 
 
 @pytest.fixture
@@ -32,12 +33,18 @@ def frame() -> pd.DataFrame:
 
 
 @pytest.fixture
-def spec() -> FeatureSpec:
+def spec() -> ForecastProblem:
     recipe = FeatureConfig(
         origin_lags=[1, 4], seasonal_lags=[96, 672], seasonal_means=[(96, 3)], rolling_windows=[8],
         past_covariate_lags=[1, 96], calendar=["slot_of_day", "day_of_week", "is_weekend"], horizon_summaries=True,
     )
-    return FeatureSpec(target="Usage_kWh", horizon=HORIZON, recipe=recipe, past_covariates=PAST, future_covariates=FUTURE)
+    return problem_with(recipe)
+
+
+def problem_with(recipe: FeatureConfig, horizon: int = HORIZON) -> ForecastProblem:
+    covariates = [Covariate(name=name, role="past", kind=KINDS[name]) for name in PAST]
+    covariates += [Covariate(name=name, role="future", kind=KINDS[name]) for name in FUTURE]
+    return ForecastProblem(target="Usage_kWh", horizon=horizon, covariates=covariates, features=recipe)
 
 
 def origins(frame: pd.DataFrame) -> pd.DatetimeIndex:
@@ -45,7 +52,7 @@ def origins(frame: pd.DataFrame) -> pd.DatetimeIndex:
 
 
 def test_when_features_are_built_then_each_column_matches_a_naive_reference(frame, spec):
-    matrix = build_features(frame, origins(frame), spec=spec)
+    matrix = build_features(frame, origins(frame), problem=spec)
     y = frame["Usage_kWh"].to_numpy()
     assert len(matrix.X) == 3 * HORIZON
     for row in [0, 37, 95, 96, 200, 287]:
@@ -70,9 +77,8 @@ def test_when_features_are_built_then_each_column_matches_a_naive_reference(fram
 
 
 def test_when_horizon_summaries_are_asked_for_then_they_summarise_known_future_values_over_the_horizon(frame, spec):
-    recipe = spec.recipe.model_copy(update={"horizon_summaries": True})
-    summarised = FeatureSpec(target="Usage_kWh", horizon=HORIZON, recipe=recipe, past_covariates=PAST, future_covariates=FUTURE)
-    matrix = build_features(frame, origins(frame), spec=summarised)
+    summarised = problem_with(spec.features.model_copy(update={"horizon_summaries": True}))
+    matrix = build_features(frame, origins(frame), problem=summarised)
     for row in [0, 50, 150]:
         o = frame.index.get_loc(matrix.keys.loc[row, "origin"])
         horizon_rows = frame.iloc[o : o + HORIZON]
@@ -84,7 +90,7 @@ def test_when_horizon_summaries_are_asked_for_then_they_summarise_known_future_v
 
 def test_when_values_at_or_after_the_origin_change_then_no_feature_moves(frame, spec):
     chosen = origins(frame)
-    before = build_features(frame, chosen, spec=spec)
+    before = build_features(frame, chosen, problem=spec)
     for origin_position, origin in enumerate(chosen):
         perturbed = frame.copy()
         after = perturbed.index >= origin
@@ -92,30 +98,30 @@ def test_when_values_at_or_after_the_origin_change_then_no_feature_moves(frame, 
         perturbed.loc[after, "Lagging_Current_Power_Factor"] = 0.0
         perturbed.loc[after, "Load_Type_past"] = "Light_Load"
         rows = before.keys["origin"] == origin
-        changed = build_features(perturbed, chosen[origin_position : origin_position + 1], spec=spec)
+        changed = build_features(perturbed, chosen[origin_position : origin_position + 1], problem=spec)
         pd.testing.assert_frame_equal(changed.X.reset_index(drop=True), before.X[rows].reset_index(drop=True))
 
 
 def test_when_known_future_values_change_then_only_their_columns_move(frame, spec):
     """The leak test above can fail: the same perturbation on a future column does show."""
     chosen = origins(frame)[:1]
-    before = build_features(frame, chosen, spec=spec).X
+    before = build_features(frame, chosen, problem=spec).X
     perturbed = frame.copy()
     perturbed.loc[perturbed.index >= chosen[0], "NSM"] = -1.0
-    after = build_features(perturbed, chosen, spec=spec).X
+    after = build_features(perturbed, chosen, problem=spec).X
     moved = [column for column in before if not before[column].equals(after[column])]
     assert moved == ["NSM", "NSM_mean_horizon"]
 
 
 def test_when_a_seasonal_lag_is_shorter_than_the_horizon_then_the_spec_refuses(spec):
     with pytest.raises(ValueError, match="shorter than the horizon"):
-        FeatureSpec(target="y", horizon=96, recipe=FeatureConfig(seasonal_lags=[48]))
+        ForecastProblem(target="y", horizon=96, features=FeatureConfig(seasonal_lags=[48]))
     with pytest.raises(ValueError, match="shorter than the horizon"):
-        FeatureSpec(target="y", horizon=96, recipe=FeatureConfig(seasonal_lags=[96], seasonal_means=[(24, 7)]))
+        ForecastProblem(target="y", horizon=96, features=FeatureConfig(seasonal_lags=[96], seasonal_means=[(24, 7)]))
 
 
 def test_when_an_origin_lacks_history_or_room_then_it_is_rejected(frame, spec):
     with pytest.raises(ValueError, match="steps of history; the features need 672"):
-        build_features(frame, pd.DatetimeIndex(["2018-01-02"]), spec=spec)
+        build_features(frame, pd.DatetimeIndex(["2018-01-02"]), problem=spec)
     with pytest.raises(ValueError, match="runs past the end of the series"):
-        build_features(frame, pd.DatetimeIndex([frame.index[-10]]), spec=spec)
+        build_features(frame, pd.DatetimeIndex([frame.index[-10]]), problem=spec)

@@ -13,7 +13,6 @@ from energy_forecast.data import load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.features import build_features
 from energy_forecast.models import (
-    ForecastProblem,
     ModelConfigError,
     ValidationData,
     available_models,
@@ -56,7 +55,7 @@ def prepared(synthetic_csv):
 
 def build(config, model_type: str, device: str = "auto"):
     model_config = config.model.model_copy(update={"type": model_type, "params": SMALL_PARAMS[model_type], "device": device})
-    return create_model(model_config, ForecastProblem.from_config(config))
+    return create_model(model_config, config.problem)
 
 
 _FITTED: dict[str, tuple] = {}
@@ -161,7 +160,7 @@ def test_when_stacking_fits_then_members_train_on_training_rows_and_the_meta_lea
 
         monkeypatch.setattr(member, "_fit_matrix", spy)
     model.fit(split.history, ValidationData(split.through_validation, split.validation_origins))
-    training_rows = len(build_features(split.history, model.training_origins(split.history), spec=model.spec).X)
+    training_rows = len(build_features(split.history, model.training_origins(split.history), problem=model.problem).X)
     assert seen == [(training_rows, None)] * len(model.members)  # no member sees November, not even to early-stop
     assert split.history.index[-1] < split.validation_origins[0]
     assert model.meta_.n_features_in_ == len(model.members)

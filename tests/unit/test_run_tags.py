@@ -8,7 +8,7 @@ import shutil
 import yaml
 
 from energy_forecast.data import load_series
-from energy_forecast.models import ForecastProblem, create_model
+from energy_forecast.models import create_model
 from energy_forecast.training import load_config, run_tags
 from tests.conftest import CONFIGS
 
@@ -16,7 +16,7 @@ from tests.conftest import CONFIGS
 def test_when_a_dvc_pointer_sits_beside_the_data_then_its_md5_is_tagged_only_if_it_matches(tmp_path, synthetic_csv, use_data):
     data = use_data(shutil.copy(synthetic_csv, tmp_path / "steel.csv"))
     config = load_config(CONFIGS / "training" / "xgboost.yaml")
-    model = create_model(config.model, ForecastProblem.from_config(config))
+    model = create_model(config.model, config.problem)
     md5 = hashlib.md5(data.read_bytes(), usedforsecurity=False).hexdigest()
     pointer = tmp_path / "steel.csv.dvc"
 

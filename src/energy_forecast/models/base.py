@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ConfigDict
 
-from energy_forecast.config import FeatureConfig, StrictModel, TrainingConfig
+from energy_forecast.config import ForecastProblem, StrictModel
 from energy_forecast.device import DeviceChoice, driver_cuda_available
 from energy_forecast.frames import ORIGIN, STEP
 
@@ -31,49 +31,6 @@ class ModelParams(StrictModel):
     """Base of every family's hyperparameters: defaults as data, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
-
-
-@dataclass(frozen=True)
-class ForecastProblem:
-    """What every model knows about the task before it sees data."""
-
-    target: str
-    frequency: str
-    horizon: int
-    origin_every: str
-    origin_time: str
-    past_covariates: tuple[str, ...] = ()
-    future_covariates: tuple[str, ...] = ()
-    categorical_covariates: tuple[str, ...] = ()
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    seed: int = 42
-
-    @classmethod
-    def from_config(cls, config: TrainingConfig) -> ForecastProblem:
-        selected = config.selected_covariates
-        return cls(
-            target=config.data.target,
-            frequency=config.data.frequency,
-            horizon=config.task.horizon,
-            origin_every=config.task.origin_every,
-            origin_time=config.task.origin_time,
-            past_covariates=tuple(c.name for c in selected if c.role == "past"),
-            future_covariates=tuple(c.name for c in selected if c.role == "future"),
-            categorical_covariates=tuple(c.name for c in selected if c.kind == "categorical"),
-            features=config.features,
-            seed=config.seed,
-        )
-
-    @property
-    def step(self) -> pd.Timedelta:
-        return pd.Timedelta(pd.tseries.frequencies.to_offset(self.frequency))
-
-    @property
-    def covariates(self) -> tuple[str, ...]:
-        return (*self.past_covariates, *self.future_covariates)
-
-    def steps_per(self, period: str) -> int:
-        return int(pd.Timedelta(period) / self.step)
 
 
 @dataclass(frozen=True)
@@ -195,7 +152,7 @@ class Forecaster(ABC):
     def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame: ...
 
     def _check_columns(self, frame: pd.DataFrame) -> None:
-        needed = [self.problem.target, *self.problem.covariates]
+        needed = [self.problem.target, *self.problem.covariate_names]
         missing = [column for column in needed if column not in frame.columns]
         if missing:
             raise ValueError(f"{self.name}: the frame lacks columns {missing}")

@@ -34,9 +34,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from energy_forecast.config import ForecastProblem
 from energy_forecast.device import DeviceChoice, torch_cuda_available
 from energy_forecast.frames import ORIGIN, PREDICTION, STEP, TIMESTAMP, quantile_column
-from energy_forecast.models.base import Forecaster, ForecastProblem, ModelParams, ValidationData
+from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
 from energy_forecast.models.chronos2_weights import WeightsSource, WeightsUnavailableError, locate_weights
 from energy_forecast.models.registry import register
 
@@ -194,7 +195,7 @@ class Chronos2Forecaster(Forecaster):
     def approach(self) -> str:  # type: ignore[override]  # depends on the YAML, not only on the class
         covariates = (
             f"with {len(self.problem.past_covariates)} past and {len(self.problem.future_covariates)} known-future covariates"
-            if self.problem.covariates else "on the target alone"
+            if self.problem.covariate_names else "on the target alone"
         )
         if self.params.mode == "zero_shot":
             how = "Chronos-2 zero-shot (pretrained, not trained here)"
@@ -257,7 +258,7 @@ class Chronos2Forecaster(Forecaster):
 
     def _series_frame(self, frame: pd.DataFrame, item_id: object) -> pd.DataFrame:
         """``frame`` as one long-format series for chronos: item id, timestamp, target, covariates."""
-        columns = [self.problem.target, *self.problem.covariates]
+        columns = [self.problem.target, *self.problem.covariate_names]
         long = frame[columns].rename_axis(TIMESTAMP).reset_index()
         long.insert(0, ORIGIN, item_id)
         return self._categoricals_as_text(long)
@@ -373,7 +374,7 @@ class Chronos2Forecaster(Forecaster):
         starts = np.maximum(positions - context, 0)
         rows = np.concatenate([np.arange(start, p + horizon) for start, p in zip(starts, positions, strict=True)])
         origin_of_row = np.repeat(frame.index[positions], positions + horizon - starts)
-        columns = [self.problem.target, *self.problem.covariates]
+        columns = [self.problem.target, *self.problem.covariate_names]
         long = frame[columns].iloc[rows].rename_axis(TIMESTAMP).reset_index()
         long.insert(0, ORIGIN, origin_of_row)
         at_or_after = (long[TIMESTAMP] >= long[ORIGIN]).to_numpy()
@@ -388,7 +389,7 @@ class Chronos2Forecaster(Forecaster):
         Vectorised throughout: on a GPU the whole backtest takes a fraction of a second, so this
         check must cost milliseconds.
         """
-        needed = [ORIGIN, TIMESTAMP, self.problem.target, *self.problem.covariates]
+        needed = [ORIGIN, TIMESTAMP, self.problem.target, *self.problem.covariate_names]
         missing = [name for name in needed if name not in model_input.columns]
         if missing:
             raise ValueError(f"chronos2: model input lacks columns {missing}; it needs {needed}")

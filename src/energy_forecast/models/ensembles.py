@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from energy_forecast.config import StrictModel
+from energy_forecast.config import ForecastProblem, StrictModel
 from energy_forecast.device import DeviceChoice
-from energy_forecast.models.base import ForecastProblem, ModelParams, ValidationData
+from energy_forecast.models.base import ModelParams, ValidationData
 from energy_forecast.models.registry import ModelConfigError, model_class, parse_params, register
 from energy_forecast.models.tabular import TabularForecaster
 

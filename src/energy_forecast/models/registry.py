@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from energy_forecast.config import ModelConfig
+from energy_forecast.config import ForecastProblem, ModelConfig
 from energy_forecast.device import choose_device
-from energy_forecast.models.base import Forecaster, ForecastProblem, ModelParams
+from energy_forecast.models.base import Forecaster, ModelParams
 
 __all__ = [
     "ModelConfigError",

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from energy_forecast.backtest import origins_between
+from energy_forecast.config import ForecastProblem
 from energy_forecast.device import DeviceChoice
-from energy_forecast.features import FeatureSpec, build_features
-from energy_forecast.models.base import Forecaster, ForecastProblem, ModelParams, ValidationData
+from energy_forecast.features import build_features
+from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
 
 __all__ = ["TabularForecaster"]
 
@@ -28,18 +29,11 @@ class TabularForecaster(Forecaster):
 
     def __init__(self, params: ModelParams, problem: ForecastProblem, device: DeviceChoice) -> None:
         super().__init__(params, problem, device)
-        self.spec = FeatureSpec(
-            target=problem.target,
-            horizon=problem.horizon,
-            recipe=problem.features,
-            past_covariates=problem.past_covariates,
-            future_covariates=problem.future_covariates,
-        )
         self.feature_names_: list[str] = []
 
     @property
     def min_history(self) -> int:
-        return self.spec.lookback
+        return self.problem.features.lookback
 
     def training_origins(self, history: pd.DataFrame) -> pd.DatetimeIndex:
         every = self.problem.features.train_origin_every or self.problem.origin_every
@@ -53,10 +47,10 @@ class TabularForecaster(Forecaster):
         origins = self.training_origins(history)
         if origins.empty:
             raise ValueError(f"{self.name}: no training origin fits in the training period")
-        train = build_features(history, origins, spec=self.spec)
+        train = build_features(history, origins, problem=self.problem)
         val_X = val_y = None
         if validation is not None:
-            val = build_features(validation.frame, validation.origins, spec=self.spec)
+            val = build_features(validation.frame, validation.origins, problem=self.problem)
             val_X, val_y = val.X, val.y
         logger.info(
             "%s: fitting on %d rows (%d origins x %d steps), %d features, on %s",
@@ -66,11 +60,11 @@ class TabularForecaster(Forecaster):
         self._fit_matrix(train.X, train.y, val_X, val_y)
 
     def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
-        matrix = build_features(frame, origins, spec=self.spec)
+        matrix = build_features(frame, origins, problem=self.problem)
         return matrix.keys.assign(prediction=np.asarray(self._predict_matrix(matrix.X), dtype="float64"))
 
     def model_input(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
-        return build_features(frame, origins, spec=self.spec).X
+        return build_features(frame, origins, problem=self.problem).X
 
     def predict_model_input(self, model_input: pd.DataFrame) -> np.ndarray:
         return np.asarray(self._predict_matrix(model_input[self.feature_names_]), dtype="float64")
