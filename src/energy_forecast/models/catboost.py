@@ -9,24 +9,20 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from energy_forecast.models.base import ModelParams
+from energy_forecast.models.boosted import BoostedTreeForecaster, BoostedTreeParams
 from energy_forecast.models.registry import register
-from energy_forecast.models.tabular import TabularForecaster
 
 __all__ = ["CatBoostForecaster", "CatBoostParams"]
 
 logger = logging.getLogger(__name__)
 
 
-class CatBoostParams(ModelParams):
+class CatBoostParams(BoostedTreeParams):
     iterations: int = Field(1000, gt=0)
-    learning_rate: float = Field(0.05, gt=0)
     depth: int = Field(8, ge=1, le=16)
     l2_leaf_reg: float = Field(3.0, ge=0)
     loss_function: str = "RMSE"
-    early_stopping_rounds: int | None = Field(50, gt=0, description="on the validation period; null to disable")
     thread_count: int = -1
-    log_every: int = Field(100, gt=0)
 
 
 class _LogStream:
@@ -42,39 +38,31 @@ class _LogStream:
 
 
 @register
-class CatBoostForecaster(TabularForecaster):
+class CatBoostForecaster(BoostedTreeForecaster):
     name = "catboost"
     params_class = CatBoostParams
     mlflow_flavour = "catboost"
+    rounds_param = "iterations"
     pip_packages = ("catboost", "numpy", "pandas")
     params: CatBoostParams
 
-    @classmethod
-    def gpu_support(cls, params: ModelParams) -> bool | str:
-        return True
-
-    def _fit_matrix(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None, y_val: np.ndarray | None) -> None:
+    def _train(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None, y_val: np.ndarray | None, early_stopping: int | None) -> Any:
         import catboost
 
-        settings = self.params.model_dump(exclude={"log_every", "early_stopping_rounds"})
-        self.model_ = catboost.CatBoostRegressor(
-            **settings,
+        model = catboost.CatBoostRegressor(
+            **self.library_params(),
             task_type="GPU" if self.device.gpu_used else "CPU",
             random_seed=self.problem.seed,
             allow_writing_files=False,
         )
         fit_kwargs: dict[str, Any] = {}
         if X_val is not None:
-            fit_kwargs = {"eval_set": (X_val, y_val), "early_stopping_rounds": self.params.early_stopping_rounds}
+            fit_kwargs = {"eval_set": (X_val, y_val), "early_stopping_rounds": early_stopping}
         stream = _LogStream()
-        self.model_.fit(X, y, verbose=self.params.log_every, log_cout=stream, log_cerr=stream, **fit_kwargs)
+        model.fit(X, y, verbose=self.params.log_every, log_cout=stream, log_cerr=stream, **fit_kwargs)
+        return model
 
-    def _predict_matrix(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model_.predict(X)
-
-    def native_model(self) -> Any:
-        return self.model_
-
-    def fitted_summary(self) -> dict[str, Any]:
-        best = self.model_.get_best_iteration()
-        return {"best_iteration": best} if best is not None else {}
+    @property
+    def rounds_kept(self) -> int | None:
+        best = self.model_.get_best_iteration()  # None without a validation set
+        return None if best is None else int(best) + 1

@@ -14,17 +14,16 @@ import pandas as pd
 from pydantic import Field
 
 from energy_forecast.models.base import ModelParams
+from energy_forecast.models.boosted import BoostedTreeForecaster, BoostedTreeParams
 from energy_forecast.models.registry import register
-from energy_forecast.models.tabular import TabularForecaster
 
 __all__ = ["LightGBMForecaster", "LightGBMParams"]
 
 logger = logging.getLogger(__name__)
 
 
-class LightGBMParams(ModelParams):
+class LightGBMParams(BoostedTreeParams):
     n_estimators: int = Field(1000, gt=0)
-    learning_rate: float = Field(0.05, gt=0)
     num_leaves: int = Field(63, gt=1)
     max_depth: int = -1
     min_child_samples: int = Field(20, ge=0)
@@ -34,17 +33,17 @@ class LightGBMParams(ModelParams):
     reg_lambda: float = Field(1.0, ge=0)
     reg_alpha: float = Field(0.0, ge=0)
     objective: str = "regression"
-    early_stopping_rounds: int | None = Field(50, gt=0, description="on the validation period; null to disable")
     n_jobs: int | None = None
     gpu_build: bool = Field(False, description="true only with a LightGBM built for CUDA")
-    log_every: int = Field(100, gt=0)
 
 
 @register
-class LightGBMForecaster(TabularForecaster):
+class LightGBMForecaster(BoostedTreeForecaster):
     name = "lightgbm"
     params_class = LightGBMParams
     mlflow_flavour = "lightgbm"
+    rounds_param = "n_estimators"
+    fitting_only = BoostedTreeForecaster.fitting_only | {"gpu_build"}
     pip_packages = ("lightgbm", "scikit-learn", "numpy", "pandas")
     params: LightGBMParams
 
@@ -54,12 +53,11 @@ class LightGBMForecaster(TabularForecaster):
             return True
         return "the installed LightGBM is the PyPI build, which has no GPU support (set gpu_build: true with a CUDA build)"
 
-    def _fit_matrix(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None, y_val: np.ndarray | None) -> None:
+    def _train(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None, y_val: np.ndarray | None, early_stopping: int | None) -> Any:
         import lightgbm
 
-        settings = self.params.model_dump(exclude={"log_every", "early_stopping_rounds", "gpu_build"})
-        self.model_ = lightgbm.LGBMRegressor(
-            **settings,
+        model = lightgbm.LGBMRegressor(
+            **self.library_params(),
             device_type="cuda" if self.device.gpu_used else "cpu",
             random_state=self.problem.seed,
             verbose=-1,
@@ -75,17 +73,11 @@ class LightGBMForecaster(TabularForecaster):
         fit_kwargs: dict[str, Any] = {}
         if X_val is not None:
             fit_kwargs.update(eval_X=(X_val,), eval_y=(y_val,))
-            if self.params.early_stopping_rounds:
-                callbacks.append(lightgbm.early_stopping(self.params.early_stopping_rounds, verbose=False))
-        self.model_.fit(X, y, callbacks=callbacks, **fit_kwargs)
-        if self.model_.best_iteration_:
-            logger.info("lightgbm: early stopping kept %d of %d rounds", self.model_.best_iteration_, self.params.n_estimators)
+            if early_stopping:
+                callbacks.append(lightgbm.early_stopping(early_stopping, verbose=False))
+        model.fit(X, y, callbacks=callbacks, **fit_kwargs)
+        return model
 
-    def _predict_matrix(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model_.predict(X)
-
-    def native_model(self) -> Any:
-        return self.model_
-
-    def fitted_summary(self) -> dict[str, Any]:
-        return {"best_iteration": self.model_.best_iteration_} if self.model_.best_iteration_ else {}
+    @property
+    def rounds_kept(self) -> int | None:
+        return int(self.model_.best_iteration_) or None  # 0 without early stopping
