@@ -38,6 +38,7 @@ __all__ = [
     "DataConfig",
     "FeatureConfig",
     "ForecastProblem",
+    "IntervalConfig",
     "ModelConfig",
     "SplitConfig",
     "StrictModel",
@@ -327,8 +328,13 @@ class ForecastProblem(StrictModel):
     origin_time: str = "00:00"
     covariates: tuple[Covariate, ...] = ()
     """The covariates the model may use, each with its role (past / future) and kind."""
+    available_covariates: tuple[Covariate, ...] | None = None
+    """Every covariate the data declares: the forecast contract's input columns, the same for all
+    models of a data set whichever subset each uses. ``covariates`` when unset."""
     features: FeatureConfig = Field(default_factory=lambda: FeatureConfig())
     quantile_levels: tuple[float, ...] = DEFAULT_QUANTILE_LEVELS
+    interval_bands: int = Field(8, ge=1)
+    """Bands of horizon steps with their own calibrated quantiles (models/intervals.py)."""
     seed: int = 42
 
     @model_validator(mode="after")
@@ -336,7 +342,17 @@ class ForecastProblem(StrictModel):
         check_lags_leak_free(self.features, self.horizon)
         if self.target in self.covariate_names:
             raise ValueError(f"the target '{self.target}' cannot also be a covariate")
+        if self.available_covariates is None:
+            object.__setattr__(self, "available_covariates", self.covariates)
+        unavailable = [c.name for c in self.covariates if c not in self.available_covariates]
+        if unavailable:
+            raise ValueError(f"covariates {unavailable} are not among the available ones")
         return self
+
+    @property
+    def inputs(self) -> tuple[Covariate, ...]:
+        """The covariates of the forecast contract's input (every declared one)."""
+        return self.available_covariates or ()
 
     @property
     def step(self) -> pd.Timedelta:
@@ -378,6 +394,14 @@ class ModelConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class IntervalConfig(StrictModel):
+    """Calibrated quantiles for families that forecast one value (all but Chronos-2)."""
+
+    step_bands: int = Field(
+        8, ge=1, description="bands of horizon steps that get their own split-conformal quantiles from the validation residuals"
+    )
+
+
 class TrackingConfig(StrictModel):
     experiment: str = "steel-energy-forecast"
     registered_model: str | None = Field(
@@ -397,6 +421,7 @@ class TrainingConfig(StrictModel):
         description="which declared covariates the model may use; roles come from the data YAML",
     )
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    intervals: IntervalConfig = Field(default_factory=IntervalConfig)
     model: ModelConfig
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     seed: int = 42
@@ -433,8 +458,10 @@ class TrainingConfig(StrictModel):
             origin_every=self.task.origin_every,
             origin_time=self.task.origin_time,
             covariates=tuple(self.selected_covariates),
+            available_covariates=tuple(self.data.covariates),
             features=self.features,
             quantile_levels=self.task.quantile_levels,
+            interval_bands=self.intervals.step_bands,
             seed=self.seed,
         )
 

@@ -6,7 +6,8 @@ in-sample MAE of the weekly seasonal naive forecast on the training period (Hynd
 
 Probabilistic forecasts (columns ``q<level>``, e.g. ``q0.1``) are also scored by the pinball
 (quantile) loss averaged over their levels and, when ``q0.1`` and ``q0.9`` exist, by the share of
-actuals inside that 80 % interval (``coverage_80``; well calibrated is 0.8).
+actuals inside that 80 % interval (``coverage_80``; well calibrated is 0.8) and its mean width
+(``width_80``).
 """
 
 from __future__ import annotations
@@ -60,9 +61,13 @@ def rmse_by_step(forecast: pd.DataFrame, prediction_column: str = PREDICTION) ->
 
 
 def quantile_scores(forecast: pd.DataFrame, actual_column: str = ACTUAL) -> dict[str, float]:
-    """``pinball_loss`` (mean over levels) and ``coverage_80``; empty for point forecasts."""
+    """``pinball_loss`` (mean over levels), ``coverage_80`` and ``width_80``; empty for point forecasts.
+
+    ``coverage_80`` is the share of actuals inside [``q0.1``, ``q0.9``] (well calibrated: 0.8),
+    ``width_80`` that interval's mean width, in the target's unit.
+    """
     columns = quantile_columns(forecast)
-    if not columns:
+    if not columns or forecast[list(columns.values())].isna().all().all():
         return {}
     actual = forecast[actual_column].to_numpy(dtype="float64")
     losses = []
@@ -71,6 +76,7 @@ def quantile_scores(forecast: pd.DataFrame, actual_column: str = ACTUAL) -> dict
         losses.append(np.mean(np.maximum(level * error, (level - 1.0) * error)))
     scores = {"pinball_loss": float(np.mean(losses))}
     if 0.1 in columns and 0.9 in columns:
-        inside = (actual >= forecast[columns[0.1]].to_numpy()) & (actual <= forecast[columns[0.9]].to_numpy())
-        scores["coverage_80"] = float(inside.mean())
+        lower, upper = forecast[columns[0.1]].to_numpy(dtype="float64"), forecast[columns[0.9]].to_numpy(dtype="float64")
+        scores["coverage_80"] = float(((actual >= lower) & (actual <= upper)).mean())
+        scores["width_80"] = float(np.mean(upper - lower))
     return scores

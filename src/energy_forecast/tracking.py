@@ -19,7 +19,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +29,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.entities import Metric
-from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 
 from energy_forecast.models.base import Forecaster
+from energy_forecast.pyfunc import ARTIFACT, contract_signature
 
 __all__ = [
-    "ForecasterPyfunc",
     "Promotion",
     "Tracker",
     "flatten",
@@ -49,6 +48,7 @@ logger = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
 LOCAL_STORE = Path(".mlflow")
 MODEL_ARTIFACT = "model"
+NATIVE_ARTIFACT = "native_model"
 
 
 def resolve_tracking_uri(explicit: str | None = None) -> str:
@@ -91,48 +91,17 @@ def _requirements(packages: tuple[str, ...]) -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in packages]
 
 
-class ForecasterPyfunc(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper for families without a native flavour (ensembles, Chronos-2).
-
-    ``predict`` takes the family's :meth:`Forecaster.model_input` frame.
-    """
-
-    def load_context(self, context: Any) -> None:
-        from energy_forecast.models import model_class
-
-        directory = Path(context.artifacts["forecaster"])
-        family = json.loads((directory / "forecaster.json").read_text())["type"]
-        self.forecaster = model_class(family).load(directory)
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
-        return self.forecaster.predict_model_input(model_input)
+PACKAGE_DIR = Path(__file__).resolve().parent
+"""This package: logged with every model (``code_paths``), so a model needs no checkout to load."""
+PYFUNC_ENTRY = PACKAGE_DIR / "pyfunc_entry.py"
+CONTRACT_REQUIREMENTS = ("numpy", "pandas", "pydantic", "PyYAML")
+"""What the package itself imports when a contract model loads; families add their libraries."""
 
 
-PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
-
-
-def _log_native(flavour: str) -> Callable[..., ModelInfo]:
-    def log(model: Forecaster, **kwargs: Any) -> ModelInfo:
-        module = importlib.import_module(f"mlflow.{flavour}")
-        return module.log_model(model.native_model(), **kwargs)
-
-    return log
-
-
-def _log_pyfunc(model: Forecaster, **kwargs: Any) -> ModelInfo:
-    with tempfile.TemporaryDirectory() as scratch:
-        directory = Path(scratch) / "forecaster"
-        model.save(directory)
-        return mlflow.pyfunc.log_model(python_model=str(PYFUNC_ENTRY), artifacts={"forecaster": str(directory)}, **kwargs)
-
-
-MODEL_LOGGERS: dict[str, Callable[..., ModelInfo]] = {
-    "xgboost": _log_native("xgboost"),
-    "lightgbm": _log_native("lightgbm"),
-    "catboost": _log_native("catboost"),
-    "pyfunc": _log_pyfunc,
-}
-"""MLflow flavour name (a family's ``mlflow_flavour``) -> how to log it."""
+def _log_native(model: Forecaster) -> ModelInfo:
+    """The raw booster in its native MLflow flavour, for users who want the library's own object."""
+    module = importlib.import_module(f"mlflow.{model.mlflow_flavour}")
+    return module.log_model(model.native_model(), name=NATIVE_ARTIFACT)
 
 
 @dataclass(frozen=True)
@@ -210,20 +179,36 @@ class Tracker:
     def log_text(self, text: str, artifact_path: str) -> None:
         mlflow.log_text(text, artifact_path)
 
-    def log_model(self, model: Forecaster, model_input: pd.DataFrame, predictions: np.ndarray) -> ModelInfo:
-        """Log the fitted model with its family's flavour, signature and pinned requirements."""
-        logger_for_flavour = MODEL_LOGGERS[model.mlflow_flavour]
-        example = model_input.head(5)
-        signature = infer_signature(example, np.asarray(predictions)[: len(example)])
+    def log_model(self, model: Forecaster, input_example: pd.DataFrame) -> ModelInfo:
+        """Log the contract model (the one registered and served) and, for boosters, the native one.
+
+        The contract model carries this package and the saved forecaster, declares the contract's
+        signature and pins the installed versions of what it imports.
+        """
         started = time.perf_counter()
-        info = logger_for_flavour(
-            model,
-            name=MODEL_ARTIFACT,
-            signature=signature,
-            input_example=example,
-            pip_requirements=_requirements(model.pip_packages),
-        )
-        logger.info("logged %s model (%s flavour) in %.1f s: %s", model.name, model.mlflow_flavour, time.perf_counter() - started, info.model_uri)
+        with tempfile.TemporaryDirectory() as scratch:
+            directory = Path(scratch) / ARTIFACT
+            model.save(directory)
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=str(PYFUNC_ENTRY),
+                artifacts={ARTIFACT: str(directory)},
+                code_paths=[str(PACKAGE_DIR)],
+                signature=contract_signature(model.problem),
+                input_example=input_example,
+                pip_requirements=_requirements(tuple(dict.fromkeys((*CONTRACT_REQUIREMENTS, *model.pip_packages)))),
+                metadata={
+                    "family": model.name,
+                    "lookback_steps": model.lookback,
+                    "horizon": model.problem.horizon,
+                    "frequency": model.problem.frequency,
+                    "quantile_levels": list(model.problem.quantile_levels),
+                },
+            )
+        logger.info("logged the %s contract model in %.1f s: %s", model.name, time.perf_counter() - started, info.model_uri)
+        if model.mlflow_flavour != "pyfunc":
+            native = _log_native(model)
+            logger.info("logged the raw %s model (mlflow.%s): %s", model.name, model.mlflow_flavour, native.model_uri)
         return info
 
     # -- registry --------------------------------------------------------------------------------

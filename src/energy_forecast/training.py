@@ -20,9 +20,10 @@ import yaml
 
 from energy_forecast.backtest import ChronologicalSplit, attach_actuals, split_series
 from energy_forecast.config import ConfigError, ForecastProblem, TrainingConfig, load_training_config
+from energy_forecast.contract import build_input
 from energy_forecast.data.loading import SeriesData, load_series
 from energy_forecast.device import DeviceChoice
-from energy_forecast.frames import ACTUAL, PREDICTION, baseline_column
+from energy_forecast.frames import ACTUAL, ORIGIN, PREDICTION, baseline_column
 from energy_forecast.metrics import mase_scale, quantile_scores, rmse_by_step, score
 from energy_forecast.models import (
     Forecaster,
@@ -50,6 +51,10 @@ _CPU = DeviceChoice("cpu", "cpu", "baselines need no accelerator")
 
 REFERENCE_BASELINE = "seasonal_naive_weekly"
 """MASE and the skill score are measured against this baseline."""
+
+REPRODUCED_ORIGINS = 31
+"""Test origins (spread evenly) whose contract input is logged with the run: reloading the model
+and forecasting from it must reproduce their logged forecasts exactly."""
 
 
 def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> TrainingConfig:
@@ -83,10 +88,16 @@ class Evaluation:
     metrics: dict[str, float]
     validation_metrics: dict[str, float]
     baseline_metrics: dict[str, dict[str, float]]
-    model_input: pd.DataFrame
-    """What the logged MLflow model takes to reproduce ``forecast.prediction``."""
+    contract_input: pd.DataFrame
+    """The contract input asking for up to ``REPRODUCED_ORIGINS`` test origins: the logged model
+    reproduces their rows of ``forecast`` from it."""
     fit_seconds: float
     predict_seconds: float
+
+    def input_example(self) -> pd.DataFrame:
+        """One request of the contract (the first reproduced origin), logged as the model's example."""
+        first = self.contract_input[ORIGIN].iloc[0]
+        return self.contract_input.loc[self.contract_input[ORIGIN] == first].drop(columns=[ORIGIN])
 
     def rmse_by_step(self) -> dict[str, pd.Series]:
         columns = {"model": PREDICTION, **{name: baseline_column(name) for name in self.baseline_metrics}}
@@ -118,7 +129,7 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
     problem = config.problem
     model = model or create_model(config.model, problem)
     baselines = _baseline_models(problem)
-    min_history = max(model.min_history, *(b.min_history for b in baselines.values()))
+    min_history = max(model.lookback, *(b.lookback for b in baselines.values()))
     split = split_series(series.frame, config.split, config.task, min_history=min_history)
     logger.info("%s: split %s", config.name, split.describe())
 
@@ -149,10 +160,17 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
         metrics=score(forecast[ACTUAL], forecast[PREDICTION], scale=scale) | quantile_scores(forecast),
         validation_metrics=score(validation[ACTUAL], validation[PREDICTION], scale=scale) | quantile_scores(validation),
         baseline_metrics=baseline_metrics,
-        model_input=model.model_input(split.through_test, split.test_origins),
+        contract_input=build_input(split.through_test, _spread(split.test_origins, REPRODUCED_ORIGINS), problem, model.lookback),
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
     )
+
+
+def _spread(origins: pd.DatetimeIndex, most: int) -> pd.DatetimeIndex:
+    """At most ``most`` of ``origins``, evenly spread, the first and last included."""
+    if len(origins) <= most:
+        return origins
+    return origins[np.unique(np.linspace(0, len(origins) - 1, most).round().astype(int))]
 
 
 @dataclass
@@ -230,7 +248,7 @@ def train(config: TrainingConfig, tracker: Tracker | None = None) -> TrainingRes
         evaluation = evaluate(config, series, model)
         result = _result(config, evaluation, tags)
         _log_evaluation(tracker, evaluation, result)
-        info = tracker.log_model(model, evaluation.model_input, evaluation.forecast[PREDICTION].to_numpy())
+        info = tracker.log_model(model, evaluation.input_example())
         result.run_id = active.info.run_id
         result.experiment_id = active.info.experiment_id
         result.run_url = tracker.run_url(active.info.experiment_id, active.info.run_id)
@@ -281,7 +299,7 @@ def _log_evaluation(tracker: Tracker, evaluation: Evaluation, result: TrainingRe
     tracker.log_metrics(metrics, by_step=by_step)
     tracker.log_text(yaml.safe_dump(evaluation.config.model_dump(mode="json"), sort_keys=False), "config/resolved_config.yaml")
     tracker.log_frame(evaluation.forecast, "predictions/test_forecast.parquet")
-    tracker.log_frame(evaluation.model_input, "predictions/model_input.parquet")
+    tracker.log_frame(evaluation.contract_input, "predictions/model_input.parquet")
     tracker.log_text(result.leaderboard.to_markdown(index=False, floatfmt=".3f"), "evaluation/leaderboard.md")
     for name, png in result.plots.items():
         tracker.log_bytes(png, f"plots/{name}")

@@ -1,30 +1,45 @@
 """The one interface every model family implements.
 
-The base class owns the public methods: :meth:`Forecaster.fit` and :meth:`Forecaster.predict`
-check their inputs and then call the family's ``_fit`` / ``_predict``. Families must not override
-``fit`` or ``predict``. A family never imports Dagster, MLflow or another family; it declares what
-it can do as class attributes, and tracking picks the MLflow flavour from ``mlflow_flavour``.
+The base class owns the public methods: :meth:`Forecaster.fit`, :meth:`Forecaster.predict` and
+:meth:`Forecaster.save` check their inputs, do the shared work (category codes, calibrated
+quantiles, the saved file's layout) and call the family's ``_fit`` / ``_predict`` /
+``_save_state``. Families must not override them. A family never imports Dagster, MLflow or
+another family (ensembles reach their members through this interface); it declares what it can
+do as class attributes.
+
+A saved model is a folder: ``forecaster.json`` (family name, parameters, the forecasting problem,
+learned categories, calibration and the family's small state) plus native files the family
+writes (an XGBoost ``.ubj``, a LightGBM ``.txt``, a CatBoost ``.cbm``, Chronos-2 safetensors).
+No pickle: renaming or moving a class never breaks a saved model, only the registry name matters
+(:func:`energy_forecast.models.registry.load_forecaster`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-import joblib
 import numpy as np
 import pandas as pd
 from pydantic import ConfigDict
 
 from energy_forecast.config import ForecastProblem, StrictModel
 from energy_forecast.device import DeviceChoice, driver_cuda_available
-from energy_forecast.frames import ORIGIN, STEP
+from energy_forecast.frames import ORIGIN, PREDICTION, STEP, TIMESTAMP, quantile_column, quantile_columns
+from energy_forecast.models.intervals import Calibration, calibrate
 
-__all__ = ["ForecastProblem", "Forecaster", "ModelParams", "ValidationData"]
+__all__ = ["SAVED_FORMAT", "Forecaster", "ModelParams", "ValidationData"]
+
+logger = logging.getLogger(__name__)
+
+SAVED_FORMAT = 1
+"""Version of the saved-model layout; bumped when ``forecaster.json`` changes incompatibly."""
+MANIFEST = "forecaster.json"
 
 
 class ModelParams(StrictModel):
@@ -45,17 +60,20 @@ class Forecaster(ABC):
     """A model that forecasts ``problem.horizon`` steps from each of many origins.
 
     Subclasses set ``name`` (the registry key and YAML ``model.type``), ``params_class`` and
-    ``approach``, and implement ``_fit`` / ``_predict`` / ``model_input`` /
-    ``predict_model_input``.
+    ``approach``, and implement ``_fit`` / ``_predict`` (and, when they learn anything,
+    ``_save_state`` / ``_load_state``).
     """
 
     name: ClassVar[str]
     params_class: ClassVar[type[ModelParams]]
     approach: ClassVar[str]
     mlflow_flavour: ClassVar[str] = "pyfunc"
-    """MLflow flavour the fitted model is logged with; tracking maps it to a logger."""
+    """A native MLflow flavour logged beside the contract model (``pyfunc``: none)."""
     is_baseline: ClassVar[bool] = False
-    pip_packages: ClassVar[tuple[str, ...]] = ("numpy", "pandas", "joblib")
+    native_quantiles: ClassVar[bool] = False
+    """True when ``_predict`` returns the quantile columns itself; otherwise they are calibrated
+    on the validation period (:mod:`energy_forecast.models.intervals`)."""
+    pip_packages: ClassVar[tuple[str, ...]] = ("numpy", "pandas")
     """Distributions a logged model needs, recorded with their installed versions."""
 
     def __init__(self, params: ModelParams, problem: ForecastProblem, device: DeviceChoice) -> None:
@@ -63,6 +81,8 @@ class Forecaster(ABC):
         self.problem = problem
         self.device = device
         self.is_fitted_ = False
+        self.categories_: dict[str, list[str]] = {}
+        self.calibration_: Calibration | None = None
 
     # -- capabilities --------------------------------------------------------------------------
 
@@ -76,9 +96,13 @@ class Forecaster(ABC):
         """How to ask whether a GPU is usable for this family (torch families ask torch)."""
         return driver_cuda_available
 
+    @classmethod  # noqa: B027  (an optional hook)
+    def check_environment(cls, params: ModelParams) -> None:
+        """Refuse, before any data is read, parameters this installation cannot honour."""
+
     @property
-    def min_history(self) -> int:
-        """Steps of history needed before the first origin."""
+    def lookback(self) -> int:
+        """Steps of history before an origin the model reads: its minimum input, and all it uses."""
         return 1
 
     def prepare(self) -> None:  # noqa: B027  (an optional hook: most families need nothing)
@@ -87,12 +111,22 @@ class Forecaster(ABC):
     # -- public API (not to be overridden) -----------------------------------------------------
 
     def fit(self, history: pd.DataFrame, validation: ValidationData | None = None) -> Self:
-        """Fit on ``history`` (the training period only); ``validation`` may tune or weight."""
+        """Fit on ``history`` (the training period only); ``validation`` may tune, weight and calibrate."""
         self._check_columns(history)
-        if len(history) <= self.min_history:
-            raise ValueError(f"{self.name}: {len(history)} rows of history; needs more than {self.min_history}")
+        if len(history) <= self.lookback:
+            raise ValueError(f"{self.name}: {len(history)} rows of history; needs more than {self.lookback}")
+        self.categories_ = {
+            name: [str(c) for c in history[name].cat.categories] if isinstance(history[name].dtype, pd.CategoricalDtype)
+            else sorted(str(v) for v in history[name].dropna().unique())
+            for name in self.problem.categorical_covariates
+        }
+        history = self._encode(history)
+        if validation is not None:
+            validation = ValidationData(self._encode(validation.frame), validation.origins)
         self._fit(history, validation)
         self.is_fitted_ = True
+        if not self.native_quantiles and validation is not None and len(validation.origins):
+            self._calibrate(validation)
         return self
 
     def predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
@@ -103,45 +137,58 @@ class Forecaster(ABC):
         covariates up to the end of that origin's horizon.
 
         Returns:
-            One row per (origin, step): ``origin``, ``step``, ``timestamp``, ``prediction``, and
-            quantile columns ``q0.1`` … for probabilistic families.
+            One row per (origin, step): ``origin``, ``step``, ``timestamp``, ``prediction`` and a
+            ``q<level>`` column per quantile level of the problem (NaN when a point-forecast model
+            had no validation period to calibrate on).
         """
         if not self.is_fitted_:
             raise ValueError(f"{self.name}: call fit() before predict()")
         self._check_columns(frame)
+        frame = self._encode(frame)
         self._check_origins(frame, origins)
         forecast = self._predict(frame, origins)
-        return forecast.sort_values([ORIGIN, STEP], ignore_index=True)
+        if not self.native_quantiles:
+            forecast = self._with_quantiles(forecast)
+        ordered = [ORIGIN, STEP, TIMESTAMP, PREDICTION, *(quantile_column(q) for q in self.problem.quantile_levels)]
+        return forecast[ordered].sort_values([ORIGIN, STEP], ignore_index=True)
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted model to ``directory``: a JSON manifest plus the family's native files."""
+        if not self.is_fitted_:
+            raise ValueError(f"{self.name}: call fit() before save()")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": SAVED_FORMAT,
+            "family": self.name,
+            "params": self.params.model_dump(mode="json", exclude_unset=True),  # as configured; defaults apply on load
+            "params_resolved": self.params.model_dump(mode="json"),  # for reading only
+            "problem": self.problem.model_dump(mode="json"),
+            "device": {"requested": self.device.requested, "device": self.device.device, "reason": self.device.reason},
+            "categories": self.categories_,
+            "calibration": self.calibration_.to_json() if self.calibration_ else None,
+            "state": self._save_state(directory),
+        }
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+    def restore(self, directory: Path, manifest: dict[str, Any]) -> Self:
+        """Fill a new instance with what :meth:`save` wrote (called by ``load_forecaster``)."""
+        self.categories_ = {name: list(values) for name, values in manifest.get("categories", {}).items()}
+        calibration = manifest.get("calibration")
+        self.calibration_ = Calibration.from_json(calibration) if calibration else None
+        self._load_state(Path(directory), manifest.get("state") or {})
+        self.is_fitted_ = True
+        return self
 
     # -- for tracking ----------------------------------------------------------------------------
 
-    @abstractmethod
-    def model_input(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
-        """The data frame the logged MLflow model takes to forecast these origins."""
-
-    @abstractmethod
-    def predict_model_input(self, model_input: pd.DataFrame) -> np.ndarray | pd.DataFrame:
-        """Predictions from :meth:`model_input`'s frame, in :meth:`predict`'s row order."""
-
     def native_model(self) -> Any:
         """The library object a native MLflow flavour logs (only for non-pyfunc flavours)."""
-        raise NotImplementedError(f"{self.name} is logged as pyfunc")
+        raise NotImplementedError(f"{self.name} has no native MLflow flavour")
 
     def fitted_summary(self) -> dict[str, Any]:
         """Facts learned in fitting worth logging (best iteration, ensemble weights …)."""
         return {}
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "forecaster.json").write_text(json.dumps({"type": self.name}))
-        joblib.dump(self, directory / "forecaster.joblib")
-
-    @classmethod
-    def load(cls, directory: Path) -> Forecaster:
-        loaded = joblib.load(directory / "forecaster.joblib")
-        if not isinstance(loaded, cls):
-            raise TypeError(f"{directory} holds a {type(loaded).__name__}, not a {cls.__name__}")
-        return loaded
 
     # -- for subclasses --------------------------------------------------------------------------
 
@@ -149,7 +196,58 @@ class Forecaster(ABC):
     def _fit(self, history: pd.DataFrame, validation: ValidationData | None) -> None: ...
 
     @abstractmethod
-    def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame: ...
+    def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
+        """``origin``, ``step``, ``timestamp``, ``prediction`` (and quantiles, if native) per row."""
+
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        """Write native files into ``directory``; return small JSON-able state. Nothing by default."""
+        return {}
+
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:  # noqa: B027  (nothing saved by default)
+        """Read back what :meth:`_save_state` wrote."""
+
+    # -- shared work -----------------------------------------------------------------------------
+
+    def _calibrate(self, validation: ValidationData) -> None:
+        forecast = self._predict(validation.frame, validation.origins)
+        actual = validation.frame[self.problem.target].reindex(pd.DatetimeIndex(forecast[TIMESTAMP])).to_numpy(dtype="float64")
+        self.calibration_ = calibrate(
+            forecast[STEP].to_numpy(),
+            actual - forecast[PREDICTION].to_numpy(dtype="float64"),
+            horizon=self.problem.horizon,
+            levels=self.problem.quantile_levels,
+            bands=self.problem.interval_bands,
+        )
+        logger.info(
+            "%s: quantiles calibrated on %d validation residuals in %d band(s) of steps",
+            self.name, sum(self.calibration_.residuals), len(self.calibration_.band_starts),
+        )
+
+    def _with_quantiles(self, forecast: pd.DataFrame) -> pd.DataFrame:
+        forecast = forecast.drop(columns=list(quantile_columns(forecast).values()))
+        if self.calibration_ is None:
+            values = {level: np.full(len(forecast), np.nan) for level in self.problem.quantile_levels}
+        else:
+            values = self.calibration_.quantiles(forecast[STEP].to_numpy(), forecast[PREDICTION].to_numpy(dtype="float64"))
+        return forecast.assign(**{quantile_column(level): column for level, column in values.items()})
+
+    def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Categorical covariates as the categories learned in fitting, whatever the input's dtype.
+
+        Raises:
+            ValueError: a value the model never saw, naming the column and the known values.
+        """
+        changed: dict[str, pd.Categorical] = {}
+        for name, categories in self.categories_.items():
+            column = frame[name]
+            if isinstance(column.dtype, pd.CategoricalDtype) and [str(c) for c in column.cat.categories] == categories:
+                continue
+            text = column.astype("string")
+            unknown = sorted(set(text.dropna().unique()) - set(categories))
+            if unknown:
+                raise ValueError(f"{self.name}: covariate '{name}' has values {unknown[:5]} not seen in training; known values: {categories}")
+            changed[name] = pd.Categorical(text.astype(object).where(text.notna(), None), categories=categories)
+        return frame.assign(**changed) if changed else frame
 
     def _check_columns(self, frame: pd.DataFrame) -> None:
         needed = [self.problem.target, *self.problem.covariate_names]
@@ -162,10 +260,10 @@ class Forecaster(ABC):
         positions = frame.index.get_indexer(origins)
         if (positions < 0).any():
             raise ValueError(f"{self.name}: origins {origins[positions < 0][:3].tolist()} are not stamps of the frame")
-        short = positions < self.min_history
+        short = positions < self.lookback
         if short.any():
             raise ValueError(
-                f"{self.name}: origin {origins[short][0]} has {positions[short][0]} steps of history, needs {self.min_history}"
+                f"{self.name}: origin {origins[short][0]} has {positions[short][0]} steps of history, needs {self.lookback}"
             )
         horizon = self.problem.horizon
         beyond = positions + horizon > len(frame)

@@ -26,7 +26,7 @@ class LastValueParams(ModelParams):
 
 
 class _LookupForecaster(Forecaster):
-    """A forecast that copies one earlier value; its 'model input' is that value."""
+    """A forecast that copies one earlier value; nothing is learned, so nothing is saved but params."""
 
     is_baseline = True
 
@@ -36,7 +36,7 @@ class _LookupForecaster(Forecaster):
     def _source_positions(self, origin_pos: np.ndarray, step: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _lookup(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
+    def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         horizon = self.problem.horizon
         origin_pos = np.repeat(frame.index.get_indexer(origins), horizon)
         step = np.tile(np.arange(1, horizon + 1), len(origins))
@@ -44,18 +44,8 @@ class _LookupForecaster(Forecaster):
         assert (source < origin_pos).all(), "a baseline must only read values before the origin"
         values = frame[self.problem.target].to_numpy(dtype="float64")[source]
         return pd.DataFrame(
-            {ORIGIN: frame.index[origin_pos], STEP: step, TIMESTAMP: frame.index[origin_pos + step - 1], "copied_value": values}
+            {ORIGIN: frame.index[origin_pos], STEP: step, TIMESTAMP: frame.index[origin_pos + step - 1], PREDICTION: values}
         )
-
-    def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
-        lookup = self._lookup(frame, origins)
-        return lookup.rename(columns={"copied_value": PREDICTION})
-
-    def model_input(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
-        return self._lookup(frame, origins)[["copied_value"]]
-
-    def predict_model_input(self, model_input: pd.DataFrame) -> np.ndarray:
-        return model_input["copied_value"].to_numpy(dtype="float64")
 
 
 @register
@@ -66,7 +56,7 @@ class SeasonalNaiveForecaster(_LookupForecaster):
     params: SeasonalNaiveParams
 
     @property
-    def min_history(self) -> int:
+    def lookback(self) -> int:
         season = self.params.season_length
         return season * -(-self.problem.horizon // season)
 

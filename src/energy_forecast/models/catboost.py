@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ class CatBoostForecaster(BoostedTreeForecaster):
     params_class = CatBoostParams
     mlflow_flavour = "catboost"
     rounds_param = "iterations"
+    native_file = "model.cbm"
     pip_packages = ("catboost", "numpy", "pandas")
     params: CatBoostParams
 
@@ -66,3 +68,12 @@ class CatBoostForecaster(BoostedTreeForecaster):
     def rounds_kept(self) -> int | None:
         best = self.model_.get_best_iteration()  # None without a validation set
         return None if best is None else int(best) + 1
+
+    def _save_native(self, path: Path) -> None:
+        self.model_.save_model(str(path))  # CatBoost binary; the model is already cut at its best iteration
+
+    def _load_native(self, path: Path) -> None:
+        import catboost
+
+        self.model_ = catboost.CatBoostRegressor()
+        self.model_.load_model(str(path))

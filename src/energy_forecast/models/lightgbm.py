@@ -7,6 +7,7 @@ runs it on the CPU. Set ``gpu_build: true`` with a CUDA build of LightGBM to use
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ class LightGBMForecaster(BoostedTreeForecaster):
     params_class = LightGBMParams
     mlflow_flavour = "lightgbm"
     rounds_param = "n_estimators"
+    native_file = "model.txt"
     fitting_only = BoostedTreeForecaster.fitting_only | {"gpu_build"}
     pip_packages = ("lightgbm", "scikit-learn", "numpy", "pandas")
     params: LightGBMParams
@@ -81,3 +83,11 @@ class LightGBMForecaster(BoostedTreeForecaster):
     @property
     def rounds_kept(self) -> int | None:
         return int(self.model_.best_iteration_) or None  # 0 without early stopping
+
+    def _save_native(self, path: Path) -> None:
+        self.model_.booster_.save_model(str(path))  # the best iteration only, when early stopping chose one
+
+    def _load_native(self, path: Path) -> None:
+        import lightgbm
+
+        self.model_ = lightgbm.Booster(model_file=str(path))  # predicts like the fitted LGBMRegressor

@@ -7,18 +7,21 @@ model name.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from energy_forecast.config import ForecastProblem, ModelConfig
-from energy_forecast.device import choose_device
-from energy_forecast.models.base import Forecaster, ModelParams
+from energy_forecast.device import DeviceChoice, choose_device
+from energy_forecast.models.base import MANIFEST, SAVED_FORMAT, Forecaster, ModelParams
 
 __all__ = [
     "ModelConfigError",
     "available_models",
     "create_model",
+    "load_forecaster",
     "model_class",
     "parse_params",
     "register",
@@ -83,7 +86,32 @@ def create_model(model: ModelConfig, problem: ForecastProblem) -> Forecaster:
     """Validate params, choose the device, and build an unfitted model. Cheap: no data, no weights."""
     cls = model_class(model.type)
     params = parse_params(model.type, model.params)
+    cls.check_environment(params)
     device = choose_device(
         model.device, family=model.type, family_gpu=cls.gpu_support(params), probe=cls.gpu_probe()
     )
     return cls(params, problem, device)
+
+
+def load_forecaster(directory: Path | str) -> Forecaster:
+    """A model saved by :meth:`Forecaster.save`, rebuilt from its JSON manifest and native files.
+
+    The manifest names the family by its registry name, never by a Python class, so renaming or
+    moving a class does not break saved models. The model is restored for the CPU; families that
+    can use a GPU for forecasting (Chronos-2) choose their device when their weights load.
+
+    Raises:
+        ValueError: the folder holds no saved model, or one of an unknown format or family.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise ValueError(f"{directory}: no saved model here ({MANIFEST} is missing)")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != SAVED_FORMAT:
+        raise ValueError(f"{path}: saved-model format {manifest.get('format')!r}; this version reads format {SAVED_FORMAT}")
+    cls = model_class(manifest["family"], f"{path}: family")
+    params = cls.params_class.model_validate(manifest["params"])
+    problem = ForecastProblem.model_validate(manifest["problem"])
+    device = DeviceChoice("cpu", "cpu", "restored from a saved model; forecasting on the CPU")
+    return cls(params, problem, device).restore(directory, manifest)

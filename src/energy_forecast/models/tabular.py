@@ -2,22 +2,24 @@
 
 A tabular family learns one direct multi-horizon model: each training row is an (origin, step)
 pair with the leak-free features of :mod:`energy_forecast.features`. Families implement only
-``_fit_matrix`` / ``_predict_matrix``; the logged MLflow model takes the feature matrix.
+``_fit_matrix`` / ``_predict_matrix`` and how their fitted model is written to and read from a
+native file.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from energy_forecast.backtest import origins_between
-from energy_forecast.config import ForecastProblem
-from energy_forecast.device import DeviceChoice
 from energy_forecast.features import build_features
-from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
+from energy_forecast.frames import PREDICTION
+from energy_forecast.models.base import Forecaster, ValidationData
 
 __all__ = ["TabularForecaster"]
 
@@ -26,13 +28,13 @@ logger = logging.getLogger(__name__)
 
 class TabularForecaster(Forecaster):
     approach = "direct multi-horizon regression on leak-free lag, calendar and covariate features"
+    native_file: ClassVar[str]
+    """File name of the fitted model in a saved model's folder."""
 
-    def __init__(self, params: ModelParams, problem: ForecastProblem, device: DeviceChoice) -> None:
-        super().__init__(params, problem, device)
-        self.feature_names_: list[str] = []
+    feature_names_: list[str]
 
     @property
-    def min_history(self) -> int:
+    def lookback(self) -> int:
         return self.problem.features.lookback
 
     def training_origins(self, history: pd.DataFrame) -> pd.DatetimeIndex:
@@ -40,7 +42,7 @@ class TabularForecaster(Forecaster):
         end = history.index[-1] + self.problem.step
         return origins_between(
             history.index, history.index[0], end,
-            horizon=self.problem.horizon, every=every, at=self.problem.origin_time, min_history=self.min_history,
+            horizon=self.problem.horizon, every=every, at=self.problem.origin_time, min_history=self.lookback,
         )
 
     def _fit(self, history: pd.DataFrame, validation: ValidationData | None) -> None:
@@ -61,13 +63,15 @@ class TabularForecaster(Forecaster):
 
     def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         matrix = build_features(frame, origins, problem=self.problem)
-        return matrix.keys.assign(prediction=np.asarray(self._predict_matrix(matrix.X), dtype="float64"))
+        return matrix.keys.assign(**{PREDICTION: np.asarray(self._predict_matrix(matrix.X[self.feature_names_]), dtype="float64")})
 
-    def model_input(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
-        return build_features(frame, origins, problem=self.problem).X
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        self._save_native(directory / self.native_file)
+        return {"feature_names": self.feature_names_, "native_file": self.native_file}
 
-    def predict_model_input(self, model_input: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self._predict_matrix(model_input[self.feature_names_]), dtype="float64")
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        self.feature_names_ = list(state["feature_names"])
+        self._load_native(directory / state["native_file"])
 
     @abstractmethod
     def _fit_matrix(
@@ -77,3 +81,11 @@ class TabularForecaster(Forecaster):
 
     @abstractmethod
     def _predict_matrix(self, X: pd.DataFrame) -> np.ndarray: ...
+
+    @abstractmethod
+    def _save_native(self, path: Path) -> None:
+        """Write the fitted model in the library's own format."""
+
+    @abstractmethod
+    def _load_native(self, path: Path) -> None:
+        """Read what :meth:`_save_native` wrote."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ class XGBoostForecaster(BoostedTreeForecaster):
     params_class = XGBoostParams
     mlflow_flavour = "xgboost"
     rounds_param = "n_estimators"
+    native_file = "model.ubj"
     pip_packages = ("xgboost", "scikit-learn", "numpy", "pandas")
     params: XGBoostParams
 
@@ -72,3 +74,12 @@ class XGBoostForecaster(BoostedTreeForecaster):
     def rounds_kept(self) -> int | None:
         best = getattr(self.model_, "best_iteration", None)  # set only by early stopping
         return None if best is None else int(best) + 1
+
+    def _save_native(self, path: Path) -> None:
+        self.model_.save_model(str(path))  # UBJSON; keeps best_iteration, which predict uses
+
+    def _load_native(self, path: Path) -> None:
+        import xgboost
+
+        self.model_ = xgboost.XGBRegressor()
+        self.model_.load_model(str(path))
