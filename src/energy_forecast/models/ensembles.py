@@ -1,18 +1,20 @@
-"""Ensembles of tabular families: ``model.type: stacking`` and ``model.type: voting``.
+"""Ensembles: ``model.type: stacking`` and ``model.type: voting``.
 
-Members are built through the registry from ``params.members`` and share the feature matrix.
-Both ensembles fit their members on the training period only, then learn how to combine them on
-the validation period, which no member trained on (members do not early-stop on it either):
+Members are built through the registry from ``params.members`` and used only through their public
+interface (``fit``, ``predict``, ``save``), like any caller would. Both ensembles fit their members
+on the training period only, then learn how to combine them from the members' forecasts for the
+validation period, which no member trained on (members do not early-stop on it either):
 
-* stacking fits a meta-learner on the members' validation predictions;
+* stacking fits a meta-learner on the members' validation forecasts;
 * voting weights each member by its validation skill (inverse mean squared error).
 
-The fitted ensemble is logged as an MLflow pyfunc that takes the feature matrix.
+A saved ensemble holds each member saved by the member itself (``members/<i>/``) and the weights.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -21,9 +23,9 @@ from pydantic import Field, field_validator
 
 from energy_forecast.config import ForecastProblem, StrictModel
 from energy_forecast.device import DeviceChoice
-from energy_forecast.models.base import ModelParams, ValidationData
-from energy_forecast.models.registry import ModelConfigError, model_class, parse_params, register
-from energy_forecast.models.tabular import TabularForecaster
+from energy_forecast.frames import KEYS, PREDICTION, TIMESTAMP
+from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
+from energy_forecast.models.registry import ModelConfigError, load_forecaster, model_class, parse_params, register
 
 __all__ = ["StackingForecaster", "StackingParams", "VotingForecaster", "VotingParams"]
 
@@ -44,13 +46,13 @@ class EnsembleParams(ModelParams):
 
     @field_validator("members")
     @classmethod
-    def _members_are_tabular(cls, members: list[MemberSpec]) -> list[MemberSpec]:
+    def _members_are_single_models(cls, members: list[MemberSpec]) -> list[MemberSpec]:
         for position, member in enumerate(members):
             field = f"members.{position}"
             member_cls = model_class(member.type, f"{field}.type")
-            if not issubclass(member_cls, TabularForecaster) or issubclass(member_cls, _Ensemble):
+            if issubclass(member_cls, _Ensemble) or member_cls.is_baseline:
                 raise ModelConfigError(
-                    f"{field}.type", f"'{member.type}' cannot be an ensemble member; members must be single tabular families"
+                    f"{field}.type", f"'{member.type}' cannot be an ensemble member; members must be single model families"
                 )
             parse_params(member.type, member.params, field)
         return members
@@ -67,20 +69,20 @@ class VotingParams(EnsembleParams):
     weighting: Literal["inverse_mse", "equal"] = "inverse_mse"
 
 
-class _Ensemble(TabularForecaster):
+class _Ensemble(Forecaster):
     params: EnsembleParams
-    pip_packages = ("xgboost", "lightgbm", "catboost", "scikit-learn", "numpy", "pandas", "joblib")
+    pip_packages = ("xgboost", "lightgbm", "catboost", "scikit-learn", "numpy", "pandas")
 
     def __init__(self, params: ModelParams, problem: ForecastProblem, device: DeviceChoice) -> None:
         super().__init__(params, problem, device)
-        self.members: list[TabularForecaster] = []
+        self.members: list[Forecaster] = []
         for member in self.params.members:
             member_cls = model_class(member.type)
             member_params = parse_params(member.type, member.params)
-            member_device = device if member_cls.gpu_support(member_params) is True else DeviceChoice(
-                device.requested, "cpu", str(member_cls.gpu_support(member_params))
-            )
+            support = member_cls.gpu_support(member_params)
+            member_device = device if support is True else DeviceChoice(device.requested, "cpu", str(support))
             self.members.append(member_cls(member_params, problem, member_device))
+        self.weights_: np.ndarray = np.array([])
 
     @classmethod
     def gpu_support(cls, params: ModelParams) -> bool | str:
@@ -88,57 +90,85 @@ class _Ensemble(TabularForecaster):
         support = [model_class(m.type).gpu_support(parse_params(m.type, m.params)) for m in params.members]
         return True if any(s is True for s in support) else "no member can use a GPU"
 
+    @property
+    def lookback(self) -> int:
+        return max(member.lookback for member in self.members)
+
+    def prepare(self) -> None:
+        for member in self.members:
+            member.prepare()
+
     def _fit(self, history: pd.DataFrame, validation: ValidationData | None) -> None:
         if validation is None:
             raise ValueError(f"{self.name} learns its combination on the validation period; the split has none")
-        super()._fit(history, validation)
-
-    def _fit_matrix(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None, y_val: np.ndarray | None) -> None:
-        assert X_val is not None and y_val is not None
         for member in self.members:
             logger.info("%s: fitting member %s on the training period", self.name, member.name)
-            member.feature_names_ = list(X.columns)
-            member._fit_matrix(X, y, None, None)
-        validation_predictions = self._member_predictions(X_val)
-        self._learn_combination(validation_predictions, y_val)
+            member.fit(history)  # no validation: members must not see the period their weights come from
+        forecasts = self._member_forecasts(validation.frame, validation.origins)
+        actual = validation.frame[self.problem.target].reindex(pd.DatetimeIndex(forecasts[0][TIMESTAMP]))
+        self._learn_combination(np.column_stack([f[PREDICTION] for f in forecasts]), actual.to_numpy(dtype="float64"))
 
-    def _member_predictions(self, X: pd.DataFrame) -> np.ndarray:
-        return np.column_stack([member._predict_matrix(X) for member in self.members]).astype("float64")
+    def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
+        forecasts = self._member_forecasts(frame, origins)
+        combined = self._combine(np.column_stack([f[PREDICTION] for f in forecasts]))
+        return forecasts[0][list(KEYS)].assign(**{PREDICTION: combined})
+
+    def _member_forecasts(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> list[pd.DataFrame]:
+        """Each member's forecast, all in the same (origin, step) order."""
+        return [member.predict(frame, origins) for member in self.members]
 
     def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray) -> None:
         raise NotImplementedError
 
+    def _combine(self, predictions: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _log_weights(self, what: str, extra: str = "") -> None:
+        weights = dict(zip([m.name for m in self.members], np.round(self.weights_, 3).tolist(), strict=True))
+        logger.info("%s: %s %s%s", self.name, what, weights, extra)
+
     def fitted_summary(self) -> dict[str, Any]:
         return {f"weight_{m.name}_{i}": float(w) for i, (m, w) in enumerate(zip(self.members, self.weights_, strict=True))}
+
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        for position, member in enumerate(self.members):
+            member.save(directory / "members" / str(position))
+        return {"weights": self.weights_.tolist()}
+
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        self.members = [load_forecaster(directory / "members" / str(i)) for i in range(len(self.params.members))]
+        self.weights_ = np.asarray(state["weights"], dtype="float64")
 
 
 @register
 class StackingForecaster(_Ensemble):
     name = "stacking"
     params_class = StackingParams
-    approach = "stacking: meta-learner fitted on members' predictions for the validation period"
+    approach = "stacking: meta-learner fitted on members' forecasts for the validation period"
     params: StackingParams
+
+    intercept_: float = 0.0
 
     def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray) -> None:
         from sklearn.linear_model import LinearRegression, Ridge
 
-        if self.params.meta_learner == "ridge":
-            self.meta_ = Ridge(alpha=self.params.ridge_alpha)
-        else:
-            self.meta_ = LinearRegression(positive=True)
-        self.meta_.fit(predictions, actual)
-        self.weights_ = self.meta_.coef_
-        logger.info(
-            "stacking: meta-learner weights %s, intercept %.3f",
-            dict(zip([m.name for m in self.members], np.round(self.weights_, 3).tolist(), strict=True)),
-            self.meta_.intercept_,
-        )
+        meta = Ridge(alpha=self.params.ridge_alpha) if self.params.meta_learner == "ridge" else LinearRegression(positive=True)
+        meta.fit(predictions, actual)
+        self.weights_, self.intercept_ = np.asarray(meta.coef_, dtype="float64"), float(meta.intercept_)
+        self._log_weights("meta-learner weights", f", intercept {self.intercept_:.3f}")
 
-    def _predict_matrix(self, X: pd.DataFrame) -> np.ndarray:
-        return self.meta_.predict(self._member_predictions(X))
+    def _combine(self, predictions: np.ndarray) -> np.ndarray:
+        return predictions @ self.weights_ + self.intercept_  # the linear meta-learner's prediction
 
     def fitted_summary(self) -> dict[str, Any]:
-        return {**super().fitted_summary(), "meta_intercept": float(self.meta_.intercept_)}
+        return {**super().fitted_summary(), "meta_intercept": self.intercept_}
+
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        return {**super()._save_state(directory), "intercept": self.intercept_}
+
+    def _load_state(self, directory: Path, state: dict[str, Any]) -> None:
+        super()._load_state(directory, state)
+        self.intercept_ = float(state["intercept"])
 
 
 @register
@@ -155,9 +185,7 @@ class VotingForecaster(_Ensemble):
             mse = np.mean((predictions - actual[:, None]) ** 2, axis=0)
             weights = 1.0 / np.maximum(mse, 1e-12)
         self.weights_ = weights / weights.sum()
-        logger.info(
-            "voting: weights %s", dict(zip([m.name for m in self.members], np.round(self.weights_, 3).tolist(), strict=True))
-        )
+        self._log_weights("weights")
 
-    def _predict_matrix(self, X: pd.DataFrame) -> np.ndarray:
-        return self._member_predictions(X) @ self.weights_
+    def _combine(self, predictions: np.ndarray) -> np.ndarray:
+        return predictions @ self.weights_
