@@ -18,18 +18,20 @@ import pytest
 
 from energy_forecast.backtest import ChronologicalSplit, split_series
 from energy_forecast.config import ConfigError, FeatureConfig, TrainingConfig
+from energy_forecast.contract import ContractError, build_input, forecast
 from energy_forecast.data.loading import load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.metrics import quantile_scores
 from energy_forecast.models import (
     ModelConfigError,
     ValidationData,
-    chronos2_weights,
     create_model,
+    load_forecaster,
     parse_params,
 )
-from energy_forecast.models import chronos2 as chronos2_module
 from energy_forecast.models.chronos2 import Chronos2Forecaster, WeightsUnavailableError
+from energy_forecast.models.chronos2 import forecaster as chronos2_module
+from energy_forecast.models.chronos2 import weights as chronos2_weights
 from energy_forecast.training import load_config
 from tests.chronos_tiny import TINY_MAX_OUTPUT_PATCHES, build_chronos2
 from tests.conftest import CONFIGS, SMALL_SPLIT, require
@@ -56,6 +58,7 @@ def tiny_chronos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 NO_SEASONAL_LAGS = FeatureConfig(seasonal_lags=[], seasonal_means=[])
 """Chronos reads no tabular features; a horizon longer than a day needs none shorter than it."""
+
 
 def chronos_config(yaml_name: str, tiny: Path, *, covariates: str | None = None, **params: Any) -> TrainingConfig:
     """A Chronos YAML on the 70-day synthetic series and the tiny checkpoint."""
@@ -206,19 +209,19 @@ def test_when_a_future_covariate_is_absent_from_the_horizon_then_predict_fails_n
         model.predict(frame, split.test_origins)
 
 
-def test_when_model_input_lacks_future_values_then_the_restored_model_refuses_before_loading_weights(tiny_chronos, on_synthetic, tmp_path):
+def test_when_the_contract_input_lacks_future_values_then_the_restored_model_refuses_before_loading_weights(tiny_chronos, on_synthetic, tmp_path):
     model, split = prepared(chronos_config("chronos2_zeroshot.yaml", tiny_chronos, covariates="all"))
     model.fit(split.history)
-    model_input = model.model_input(split.through_test, split.test_origins)
+    request = build_input(split.through_test, split.test_origins, model.problem, model.lookback)
     model.save(tmp_path / "saved")
-    restored = Chronos2Forecaster.load(tmp_path / "saved")
-    no_future = model_input.copy()
+    restored = load_forecaster(tmp_path / "saved")
+    no_future = request.copy()
     no_future.loc[no_future["timestamp"] >= no_future["origin"], "Load_Type"] = None
 
-    with pytest.raises(ValueError, match=r"known-future covariate 'Load_Type' is missing on the horizon rows"):
-        restored.predict_model_input(no_future)
-    with pytest.raises(ValueError, match=r"model input lacks columns \['NSM'\]"):
-        restored.predict_model_input(model_input.drop(columns=["NSM"]))
+    with pytest.raises(ContractError, match=r"known-future covariate 'Load_Type' is missing at .* and 95 more horizon step"):
+        forecast(restored, no_future)
+    with pytest.raises(ContractError, match=r"the input lacks columns \['NSM'\]"):
+        forecast(restored, request.drop(columns=["NSM"]))
     assert restored.pipeline_ is None  # nothing was loaded
 
 
@@ -372,32 +375,33 @@ def test_when_covariates_are_used_then_forecasts_differ_from_the_target_alone(ti
     assert np.abs(alone["prediction"] - covaried["prediction"]).mean() > 1e-3
 
 
-def test_when_saved_and_restored_then_the_model_input_reproduces_the_forecast_exactly(tiny_chronos, on_synthetic, tmp_path):
+def test_when_saved_and_restored_then_the_contract_input_reproduces_the_forecast_exactly(tiny_chronos, on_synthetic, tmp_path):
     model, split = prepared(chronos_config("chronos2_zeroshot.yaml", tiny_chronos, covariates="all"))
-    forecast = model.fit(split.history).predict(split.through_test, split.test_origins)
-    model_input = model.model_input(split.through_test, split.test_origins)
+    expected = model.fit(split.history).predict(split.through_test, split.test_origins)
+    request = build_input(split.through_test, split.test_origins, model.problem, model.lookback)
     model.save(tmp_path / "saved")
-    model_input.to_parquet(tmp_path / "model_input.parquet")
+    request.to_parquet(tmp_path / "model_input.parquet")
 
-    restored = Chronos2Forecaster.load(tmp_path / "saved")
-    reproduced = restored.predict_model_input(pd.read_parquet(tmp_path / "model_input.parquet"))
+    restored = load_forecaster(tmp_path / "saved")
+    reproduced = forecast(restored, pd.read_parquet(tmp_path / "model_input.parquet"))
 
     assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / "saved" / "weights").iterdir()}
-    pd.testing.assert_frame_equal(reproduced, forecast, check_exact=True)
-    assert restored.predict_model_input(model_input.head(5)).empty  # no horizon rows: nothing to forecast
+    pd.testing.assert_frame_equal(reproduced, expected, check_exact=True)
+    with pytest.raises(ContractError, match="needs at least 256 steps"):
+        forecast(restored, request.head(5))
 
 
-def test_model_input_blanks_what_is_unknown_at_each_origin(tiny_chronos, on_synthetic):
+def test_the_contract_input_blanks_what_is_unknown_at_each_origin(tiny_chronos, on_synthetic):
     model, split = prepared(chronos_config("chronos2_zeroshot.yaml", tiny_chronos, covariates="all"))
     model.fit(split.history)
 
-    model_input = model.model_input(split.through_test, split.test_origins)
+    request = build_input(split.through_test, split.test_origins, model.problem, model.lookback)
 
-    horizon = model_input["timestamp"] >= model_input["origin"]
-    assert model_input.groupby("origin").size().eq(256 + 96).all()
-    assert model_input.loc[horizon, ["Usage_kWh", *PAST]].isna().all().all()
-    assert model_input.loc[horizon, FUTURE].notna().all().all()
-    assert model_input.loc[~horizon, ["Usage_kWh", *PAST, *FUTURE]].notna().all().all()
+    horizon = request["timestamp"] >= request["origin"]
+    assert request.groupby("origin").size().eq(256 + 96).all()
+    assert request.loc[horizon, ["Usage_kWh", *PAST]].isna().all().all()
+    assert request.loc[horizon, FUTURE].notna().all().all()
+    assert request.loc[~horizon, ["Usage_kWh", *PAST, *FUTURE]].notna().all().all()
 
 
 # -- fine-tuning ---------------------------------------------------------------------------------
@@ -436,11 +440,9 @@ def test_when_finetuned_with_lora_and_validation_then_merged_weights_are_self_co
     assert any("eval_loss" in entry for entry in model.training_log_)  # validated on November-like origins
     saved = {p.name for p in (tmp_path / "saved" / "weights").iterdir()}
     assert "adapter_config.json" not in saved and "model.safetensors" in saved
-    restored = Chronos2Forecaster.load(tmp_path / "saved")
-    model_input = model.model_input(split.through_test, split.test_origins[:3])
-    pd.testing.assert_frame_equal(
-        restored.predict_model_input(model_input), model.predict(split.through_test, split.test_origins[:3]), check_exact=True
-    )
+    restored = load_forecaster(tmp_path / "saved")
+    request = build_input(split.through_test, split.test_origins[:3], model.problem, model.lookback)
+    pd.testing.assert_frame_equal(forecast(restored, request), model.predict(split.through_test, split.test_origins[:3]), check_exact=True)
 
 
 # -- quantile metrics ----------------------------------------------------------------------------
@@ -454,4 +456,5 @@ def test_quantile_scores_match_a_hand_computed_pinball_loss_and_coverage():
     # q0.1: (0.1 + 0.2 + 0.9) / 3; q0.5: 0; q0.9: (0.1 + 0.1 + 0.2) / 3
     assert scores["pinball_loss"] == pytest.approx((0.4 + 0.0 + 0.4 / 3) / 3)
     assert scores["coverage_80"] == pytest.approx(2 / 3)
+    assert scores["width_80"] == pytest.approx((2 + 3 + 1) / 3)
     assert quantile_scores(forecast[["actual", "prediction"]]) == {}
