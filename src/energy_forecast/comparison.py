@@ -12,6 +12,8 @@ from energy_forecast.training import TrainingResult
 __all__ = ["build_leaderboard", "leaderboard_png", "log_leaderboard"]
 
 COLUMNS = ["rmse", "mae", "r2", "mase", "smape", "mape_nonzero"]
+INTERVAL_COLUMNS = ["pinball_loss", "coverage_80", "width_80"]
+"""Every model forecasts quantiles (calibrated, or Chronos-2's own); baselines have none."""
 
 
 def build_leaderboard(results: list[TrainingResult]) -> pd.DataFrame:
@@ -21,7 +23,8 @@ def build_leaderboard(results: list[TrainingResult]) -> pd.DataFrame:
     for result in results:
         rows.append({
             "task": result.task, "forecaster": result.config_name, "kind": "model", "model_type": result.model_type,
-            **{k: result.metrics[k] for k in COLUMNS}, "fit_s": result.fit_seconds,
+            **{k: result.metrics[k] for k in COLUMNS}, **{k: result.metrics.get(k) for k in INTERVAL_COLUMNS},
+            "fit_s": result.fit_seconds,
             "device": result.tags.get("device", ""), "run_id": result.run_id or "",
             "promoted": bool(result.promotion and result.promotion.promoted),
         })

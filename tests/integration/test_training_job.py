@@ -3,7 +3,7 @@
 Dagster stores its runs in PostgreSQL; MLflow is a real server on PostgreSQL whose artifacts go
 to an S3 server. For each model type: the run, its metrics and tags exist; the logged model is
 the family the YAML named; its files are in the bucket; the registered model reproduces the
-logged predictions.
+logged predictions through the forecast contract, whatever the family.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 NATIVE_FLAVOUR = {"xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
 ENSEMBLE_CLASS = {"stacking": "StackingForecaster", "voting": "VotingForecaster"}
+QUANTILES = [f"q0.{i}" for i in range(1, 10)]
 
 
 def run_training_job(config_path, instance):
@@ -51,17 +52,24 @@ def test_when_complete_training_job_runs_then_mlflow_s3_and_registry_hold_the_na
         assert run.data.tags[tag], tag
     assert run.data.tags["horizon"] == "96"
     assert run.data.tags["device"] == "cpu" and run.data.tags["gpu_used"] == "false"
-    for metric in ("test_rmse", "test_mae", "test_r2", "test_mape_nonzero", "test_smape", "test_mase", "baseline_seasonal_naive_weekly_test_rmse"):
+    for metric in (
+        "test_rmse", "test_mae", "test_r2", "test_mape_nonzero", "test_smape", "test_mase", "baseline_seasonal_naive_weekly_test_rmse",
+        "test_pinball_loss", "test_coverage_80", "test_width_80", "val_coverage_80",
+    ):
         assert np.isfinite(run.data.metrics[metric]), metric
     assert len(client.get_metric_history(result.run_id, "test_rmse_by_step_model")) == 96
     assert run.data.params["model.type"] == model_type
 
-    # the logged model is the family the YAML named
+    # the logged contract model wraps the family the YAML named; boosters also log their raw model
     info = mlflow.models.get_model_info(result.model_uri)
+    assert info.metadata["family"] == model_type and info.metadata["lookback_steps"] > 0
+    assert info.signature.inputs.input_names()[:3] == ["origin", "timestamp", "Usage_kWh"]
+    wrapped = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model().forecaster
+    assert wrapped.name == model_type
     if model_type in NATIVE_FLAVOUR:
-        assert NATIVE_FLAVOUR[model_type] in info.flavors
+        native = [m for m in client.search_logged_models(experiment_ids=[run.info.experiment_id]) if m.source_run_id == result.run_id and m.name == "native_model"]
+        assert len(native) == 1 and NATIVE_FLAVOUR[model_type] in mlflow.models.get_model_info(f"models:/{native[0].model_id}").flavors
     else:
-        wrapped = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model().forecaster
         assert type(wrapped).__name__ == ENSEMBLE_CLASS[model_type]
         assert [m.name for m in wrapped.members] == ["xgboost", "lightgbm", "catboost"]
 
@@ -81,4 +89,8 @@ def test_when_complete_training_job_runs_then_mlflow_s3_and_registry_hold_the_na
     model_input = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="predictions/model_input.parquet"))
     logged = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="predictions/test_forecast.parquet"))
     reloaded = mlflow.pyfunc.load_model(f"models:/{promotion.registered_model}@challenger")
-    np.testing.assert_allclose(np.asarray(reloaded.predict(model_input), dtype="float64"), logged["prediction"].to_numpy(), rtol=1e-6, atol=1e-6)
+    answer = reloaded.predict(model_input)
+    expected = logged[logged["origin"].isin(answer["origin"].unique())].reset_index(drop=True)
+    assert answer["origin"].nunique() == model_input["origin"].nunique() == logged["origin"].nunique()  # the 14 test days
+    np.testing.assert_array_equal(answer["prediction"].to_numpy(), expected["prediction"].to_numpy())
+    np.testing.assert_array_equal(answer[QUANTILES].to_numpy(), expected[QUANTILES].to_numpy())
