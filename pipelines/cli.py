@@ -4,6 +4,7 @@
     energy-forecast train configs/training/lightgbm.yaml
     energy-forecast compare configs/comparisons/traditional.yaml
     energy-forecast demo
+    energy-forecast forecast [--origin 2019-01-01]
 
 Runs are recorded in ``$DAGSTER_HOME`` (``make`` sets ``.dagster/``), so ``make dev`` shows them.
 Bad input exits with status 2 and a one-paragraph message, before any run is launched.
@@ -17,15 +18,24 @@ from pathlib import Path
 
 import dagster as dg
 
-from energy_forecast.config import ConfigError, TrainingConfig, load_comparison_config
+from energy_forecast.config import (
+    ConfigError,
+    TrainingConfig,
+    load_comparison_config,
+    load_data_config,
+    load_task_config,
+)
+from energy_forecast.contract import describe_lookback
+from energy_forecast.data.ahead import KnownFutureError
 from energy_forecast.data.loading import DataValidationError, load_series
 from energy_forecast.device import DeviceUnavailableError
+from energy_forecast.forecast import ForecastError, forecast_next
 from energy_forecast.tracking import resolve_tracking_uri
 from energy_forecast.training import TrainingResult, load_config
 from pipelines.definitions import defs
 from pipelines.paths import resolve_config_path
 
-BAD_INPUT = (ConfigError, DataValidationError, DeviceUnavailableError)
+BAD_INPUT = (ConfigError, DataValidationError, DeviceUnavailableError, ForecastError, KnownFutureError)
 EXIT_BAD_INPUT = 2
 
 
@@ -127,6 +137,24 @@ def demo_command(comparison_path: str) -> None:
     print("Open the UIs with `make dev`: Dagster at http://127.0.0.1:3000, MLflow at http://127.0.0.1:5000")
 
 
+def forecast_command(data_path: str, task_path: str, model: str | None, alias: str, origin: str | None) -> None:
+    data = load_data_config(resolve_config_path(data_path))
+    task = load_task_config(resolve_config_path(task_path))
+    name = model or f"{data.name}-{task.name}"
+    outcome = forecast_next(data, registered_model=name, alias=alias, origin=origin)
+    rows = outcome.rows
+    print(f"{name}@{alias} = v{outcome.model.version} ({outcome.model.model_type}), lookback {describe_lookback(outcome.lookback_steps, data.step)}")
+    print(
+        f"forecast from {outcome.origin}: {len(rows)} steps to {rows['timestamp'].iloc[-1]}; mean {rows['prediction'].mean():.2f} "
+        f"{data.target}, 80 % band {(rows['q0.9'] - rows['q0.1']).mean():.2f} wide on average; {outcome.seconds:.1f} s"
+    )
+    assumed = {k: v for k, v in outcome.covariate_sources.items() if v != "data"}
+    if assumed:
+        print("known-future covariates beyond the data: " + ", ".join(f"{k} <- {v}" for k, v in assumed.items()))
+    print(f"rows:  {outcome.store}  (table forecasts: registered_model='{name}', model_version='{outcome.model.version}', origin='{outcome.origin}')")
+    print(f"plot:  {outcome.plot}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="energy-forecast", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     many.add_argument("comparison", nargs="?", default="configs/comparisons/traditional.yaml")
     demo = commands.add_parser("demo", help="compare the traditional models and say where to look")
     demo.add_argument("comparison", nargs="?", default="configs/comparisons/traditional.yaml")
+    ahead = commands.add_parser("forecast", help="forecast the next horizon with the champion and store it")
+    ahead.add_argument("--data", default="configs/data/steel_industry.yaml", help="data YAML (the latest data)")
+    ahead.add_argument("--task", default="configs/tasks/day_ahead.yaml", help="task YAML (names the registered model)")
+    ahead.add_argument("--model", help="registered model; default <data name>-<task name>")
+    ahead.add_argument("--alias", default="champion")
+    ahead.add_argument("--origin", help="first stamp to forecast; default: the first stamp after the data ends")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -151,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
             train_command(args.config)
         elif args.command == "compare":
             compare_command(args.comparison)
+        elif args.command == "forecast":
+            forecast_command(args.data, args.task, args.model, args.alias, args.origin)
         else:
             demo_command(args.comparison)
     except BAD_INPUT as error:

@@ -51,6 +51,7 @@ __all__ = [
     "check_lags_leak_free",
     "load_comparison_config",
     "load_data_config",
+    "load_task_config",
     "load_training_config",
     "read_yaml",
 ]
@@ -91,6 +92,18 @@ class TimestampSpec(StrictModel):
     )
 
 
+AHEAD_RULES = (
+    "calendar:seconds_since_midnight_end",
+    "calendar:seconds_since_midnight_start",
+    "calendar:week_status",
+    "calendar:day_name",
+    "calendar:hour",
+    "calendar:day_of_week",
+    "same_slot_last_week",
+)
+"""How a known-future covariate is filled beyond the data's last row (energy_forecast.data.ahead)."""
+
+
 class Covariate(StrictModel):
     name: str
     role: Literal["past", "future"] = Field(
@@ -98,6 +111,22 @@ class Covariate(StrictModel):
     )
     kind: Literal["numeric", "categorical"] = "numeric"
     note: str | None = None
+    ahead: str | None = Field(
+        default=None,
+        description="known-future covariates only: how `forecast` fills them beyond the data's last row: "
+        "calendar:<rule> (a function of the stamp) or same_slot_last_week (an assumption, recorded with the "
+        "forecast); unset: the data must hold the horizon",
+    )
+
+    @model_validator(mode="after")
+    def _ahead_is_known_and_for_future_covariates(self) -> Covariate:
+        if self.ahead is None:
+            return self
+        if self.role != "future":
+            raise ValueError(f"covariate '{self.name}': ahead applies to role: future only (it is {self.role})")
+        if self.ahead not in AHEAD_RULES:
+            raise ValueError(f"covariate '{self.name}': ahead '{self.ahead}' is not one of {', '.join(AHEAD_RULES)}")
+        return self
 
 
 class DataConfig(StrictModel):
@@ -107,6 +136,11 @@ class DataConfig(StrictModel):
     encoding: str = "utf-8-sig"
     timestamp: TimestampSpec
     target: str
+    target_min: float | None = Field(
+        default=0.0,
+        description="the smallest value the target can take (energy use: 0); the loader rejects lower values and "
+        "forecasts are clipped to it; null for a target without a bound",
+    )
     frequency: str = "15min"
     max_gap_steps: int = Field(
         default=0,
@@ -322,6 +356,8 @@ class ForecastProblem(StrictModel):
     needs no YAML to forecast. :attr:`TrainingConfig.problem` builds it from a training YAML."""
 
     target: str
+    target_min: float | None = None
+    """Forecasts and their quantiles are clipped to this bound (the data's ``target_min``)."""
     frequency: str = "15min"
     horizon: int = Field(gt=0)
     origin_every: str = "1D"
@@ -453,6 +489,7 @@ class TrainingConfig(StrictModel):
         """The forecasting problem this config describes (what every model is built from)."""
         return ForecastProblem(
             target=self.data.target,
+            target_min=self.data.target_min,
             frequency=self.data.frequency,
             horizon=self.task.horizon,
             origin_every=self.task.origin_every,
@@ -606,6 +643,14 @@ def load_data_config(path: Path | str) -> DataConfig:
     """Load a data YAML. A relative ``path:`` inside it is resolved against the working directory."""
     path = Path(path)
     return _validate(DataConfig, read_yaml(path), path)
+
+
+def load_task_config(path: Path | str) -> TaskConfig:
+    """Load a task YAML; its name defaults to the file's stem."""
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.setdefault("name", path.stem)
+    return _validate(TaskConfig, raw, path)
 
 
 def load_training_config(path: Path | str, overrides: dict[str, Any] | None = None) -> TrainingConfig:

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 from energy_forecast.frames import ACTUAL, ORIGIN, PREDICTION, TIMESTAMP  # noqa: E402
 from energy_forecast.metrics import rmse_by_step  # noqa: E402
 
-__all__ = ["error_by_horizon_png", "figure_png", "forecast_week_png", "pick_test_week"]
+__all__ = ["error_by_horizon_png", "figure_png", "forecast_ahead_png", "forecast_week_png", "pick_test_week"]
 
 
 def figure_png(figure: plt.Figure) -> bytes:
@@ -72,5 +72,27 @@ def error_by_horizon_png(forecast: pd.DataFrame, *, title: str, columns: dict[st
     axis.set_ylabel("RMSE")
     axis.set_title(title)
     axis.legend(fontsize="small")
+    axis.grid(alpha=0.3)
+    return figure_png(figure)
+
+
+def forecast_ahead_png(
+    forecast: pd.DataFrame, *, history: pd.Series, last_week: pd.Series, actual: pd.Series | None = None, title: str, unit: str = ""
+) -> bytes:
+    """One forecast: the actuals before its origin, the forecast with its 80 % band, the same
+    period one week earlier, and, once known, what actually happened."""
+    figure, axis = plt.subplots(figsize=(12, 4))
+    origin = pd.Timestamp(forecast[ORIGIN].iloc[0])
+    axis.plot(history.index, history.to_numpy(), color="black", linewidth=1.0, label="actual before the origin")
+    axis.plot(last_week.index + pd.Timedelta(days=7), last_week.to_numpy(), color="tab:gray", linewidth=0.8, linestyle="--", label="same time last week")
+    if actual is not None and actual.notna().any():
+        axis.plot(actual.index, actual.to_numpy(), color="black", linewidth=1.0, linestyle=":", label="actual")
+    axis.plot(forecast[TIMESTAMP], forecast[PREDICTION], color="tab:blue", linewidth=1.2, label="forecast")
+    if {"q0.1", "q0.9"} <= set(forecast.columns):
+        axis.fill_between(forecast[TIMESTAMP], forecast["q0.1"], forecast["q0.9"], color="tab:blue", alpha=0.2, label="80 % interval")
+    axis.axvline(origin, color="tab:red", linewidth=0.8)
+    axis.set_title(f"{title}: from {origin:%Y-%m-%d %H:%M}")
+    axis.set_ylabel(unit)
+    axis.legend(loc="upper left", fontsize="small")
     axis.grid(alpha=0.3)
     return figure_png(figure)

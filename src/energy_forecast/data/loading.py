@@ -136,12 +136,13 @@ def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
                 )
             values[covariate.name] = text.to_numpy()
     target = values[config.target]
-    negative = np.flatnonzero(target < 0)
-    if negative.size:
-        row = int(negative[0])
+    below = np.flatnonzero(target < config.target_min) if config.target_min is not None else np.array([], dtype=int)
+    if below.size:
+        row = int(below[0])
+        what = "negative value" if config.target_min == 0 else f"value below target_min={config.target_min:g}:"
         raise DataValidationError(
-            f"{config.path}: target column '{config.target}': {_where(row)}: negative value "
-            f"{target[row]}; {negative.size} negative row(s) in all"
+            f"{config.path}: target column '{config.target}': {_where(row)}: {what} "
+            f"{target[row]}; {below.size} such row(s) in all"
         )
     ordered = [config.target, *(c.name for c in config.covariates)]
     return pd.DataFrame({column: values[column] for column in ordered})
@@ -193,7 +194,7 @@ def load_series(config: DataConfig) -> SeriesData:
     """Read, repair the declared quirks, validate and return the series.
 
     Checks, in order: the file exists; every declared column is present; every timestamp parses;
-    target and numeric covariates are numbers, the target never negative; no two rows share a
+    target and numeric covariates are numbers, the target never below ``target_min``; no two rows share a
     stamp; every stamp is on the frequency grid; no gap is longer than ``max_gap_steps``. Gaps up
     to that length are filled (time interpolation, categories carried forward) and counted.
     """

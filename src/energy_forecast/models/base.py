@@ -150,7 +150,10 @@ class Forecaster(ABC):
         if not self.native_quantiles:
             forecast = self._with_quantiles(forecast)
         ordered = [ORIGIN, STEP, TIMESTAMP, PREDICTION, *(quantile_column(q) for q in self.problem.quantile_levels)]
-        return forecast[ordered].sort_values([ORIGIN, STEP], ignore_index=True)
+        forecast = forecast[ordered].sort_values([ORIGIN, STEP], ignore_index=True)
+        if self.problem.target_min is not None:  # the target cannot go lower (energy use is never negative)
+            forecast[ordered[3:]] = forecast[ordered[3:]].clip(lower=self.problem.target_min)
+        return forecast
 
     def save(self, directory: Path) -> None:
         """Write the fitted model to ``directory``: a JSON manifest plus the family's native files."""

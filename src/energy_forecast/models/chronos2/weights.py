@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from energy_forecast.s3 import s3_endpoint_url
+
 __all__ = ["WeightsSource", "WeightsUnavailableError", "locate_weights", "s3_endpoint_url"]
 
 logger = logging.getLogger(__name__)
@@ -59,11 +61,6 @@ def _looks_like_hub_id(text: str) -> bool:
 
 def _looks_like_path(text: str) -> bool:
     return text.startswith(("/", "./", "../", "~")) or Path(text).expanduser().exists()
-
-
-def s3_endpoint_url() -> str | None:
-    """The S3 endpoint of MinIO or moto, as MLflow and DVC read it; None for AWS itself."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None
 
 
 def _cache_root() -> Path:
