@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -189,11 +190,12 @@ class Tracker:
         with tempfile.TemporaryDirectory() as scratch:
             directory = Path(scratch) / ARTIFACT
             model.save(directory)
+            package = shutil.copytree(PACKAGE_DIR, Path(scratch) / "code" / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=str(PYFUNC_ENTRY),
                 artifacts={ARTIFACT: str(directory)},
-                code_paths=[str(PACKAGE_DIR)],
+                code_paths=[str(package)],
                 signature=contract_signature(model.problem),
                 input_example=input_example,
                 pip_requirements=_requirements(tuple(dict.fromkeys((*CONTRACT_REQUIREMENTS, *model.pip_packages)))),
