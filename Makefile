@@ -13,11 +13,15 @@ COMPARISON ?= configs/comparisons/traditional.yaml
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
 export DATA_PATH ?= $(CURDIR)/data/raw/Steel_industry_data.csv
+export FORECAST_STORE_URL ?= sqlite:///$(CURDIR)/.forecasts/forecasts.db
+export FORECAST_PLOTS_URI ?= $(CURDIR)/.forecasts/plots
+ORIGIN ?=
+SERVING_PORT ?= 8080
 
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: help venv venv-dev data demo train compare validate dev test test-unit test-integration test-system bench lint lock clean-local
+.PHONY: help venv venv-dev data demo train compare forecast serve validate dev test test-unit test-integration test-system bench lint lock clean-local
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,6 +59,13 @@ compare: venv ## run compare_models_job for COMPARISON=configs/comparisons/<file
 	@mkdir -p "$(DAGSTER_HOME)" .mlflow
 	$(BIN)/energy-forecast compare $(COMPARISON)
 
+forecast: venv ## forecast the next day with the champion (ORIGIN= default: right after the data), store rows and plot
+	@mkdir -p .forecasts
+	$(BIN)/energy-forecast forecast $(if $(ORIGIN),--origin "$(ORIGIN)")
+
+serve: venv ## serve <data>-<task>@champion on 127.0.0.1:$(SERVING_PORT) (POST /invocations), following promotions
+	$(BIN)/python -m energy_forecast.serving --host 127.0.0.1 --port $(SERVING_PORT)
+
 validate: venv ## validate every training YAML without training
 	$(BIN)/energy-forecast validate $(filter-out configs/training/_base.yaml,$(wildcard configs/training/*.yaml))
 
@@ -84,7 +95,7 @@ lint: venv-dev ## ruff
 lock: venv-dev ## re-resolve requirements/*.lock from pyproject.toml
 	$(BIN)/python infra/scripts/lock_requirements.py
 
-clean-local: ## delete the local demo stores (.dagster, .mlflow)
-	rm -rf .dagster .mlflow
+clean-local: ## delete the local demo stores (.dagster, .mlflow, .forecasts)
+	rm -rf .dagster .mlflow .forecasts
 
 -include infra/stack.mk
