@@ -155,6 +155,12 @@ def forecast_command(data_path: str, task_path: str, model: str | None, alias: s
     print(f"plot:  {outcome.plot}")
 
 
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="energy-forecast", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -167,17 +173,22 @@ def main(argv: list[str] | None = None) -> None:
     many.add_argument("comparison", nargs="?", default="configs/comparisons/traditional.yaml")
     demo = commands.add_parser("demo", help="compare the traditional models and say where to look")
     demo.add_argument("comparison", nargs="?", default="configs/comparisons/traditional.yaml")
+    commands.add_parser("replay", help="replay the real meter feed through the operating loop (see --help)", add_help=False)
     ahead = commands.add_parser("forecast", help="forecast the next horizon with the champion and store it")
     ahead.add_argument("--data", default="configs/data/steel_industry.yaml", help="data YAML (the latest data)")
     ahead.add_argument("--task", default="configs/tasks/day_ahead.yaml", help="task YAML (names the registered model)")
     ahead.add_argument("--model", help="registered model; default <data name>-<task name>")
     ahead.add_argument("--alias", default="champion")
     ahead.add_argument("--origin", help="first stamp to forecast; default: the first stamp after the data ends")
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["replay"]:  # its own parser: python -m pipelines.replay
+        _configure_logging()
+        from pipelines.replay import main as replay_main
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        replay_main(arguments[1:])
+        return
+    args = parser.parse_args(argv)
+    _configure_logging()
     try:
         if args.command == "validate":
             validate(args.configs, args.data)

@@ -1,7 +1,18 @@
-"""The code location: jobs and resources. ``dagster dev`` and the code server load this module."""
+"""The code location: ``dagster dev`` and the code server load this module. Wiring only.
+
+The operations YAML (``OPERATIONS_CONFIG``, default ``configs/operations.yaml``) says which models
+have assets, the daily partitions' first day and time zone, and the retraining schedule.
+"""
+
+import os
 
 import dagster as dg
 
+from energy_forecast.config import load_operations_config
+from pipelines.defs.forecasts import forecast_definitions
+from pipelines.defs.ingest import ingest_job, meter_readings, new_data_sensor
+from pipelines.defs.models import model_definitions, model_jobs
+from pipelines.defs.monitoring import alert_on_failed_checks, alert_on_run_failure, monitoring_definitions
 from pipelines.jobs import (
     chronos_covariates_job,
     chronos_finetuned_job,
@@ -10,9 +21,16 @@ from pipelines.jobs import (
     compare_models_job,
     complete_training_job,
 )
-from pipelines.resources import MlflowTracking
+from pipelines.paths import resolve_config_path
+from pipelines.resources import OPERATIONS_YAML, deployment_resources
+
+operations = load_operations_config(resolve_config_path(os.environ.get("OPERATIONS_CONFIG", OPERATIONS_YAML)))
+train_models_job, retrain_job = model_jobs(operations)
+forecasts = forecast_definitions(operations)
+monitoring = monitoring_definitions(operations, retrain_job)
 
 defs = dg.Definitions(
+    assets=[meter_readings, *model_definitions(operations), *forecasts["assets"], *monitoring["assets"]],
     jobs=[
         complete_training_job,
         compare_models_job,
@@ -20,6 +38,14 @@ defs = dg.Definitions(
         chronos_finetuned_job,
         chronos_covariates_job,
         compare_all_models_job,
+        ingest_job,
+        train_models_job,
+        retrain_job,
+        *forecasts["jobs"],
+        *monitoring["jobs"],
     ],
-    resources={"mlflow": MlflowTracking()},
+    sensors=[new_data_sensor, *forecasts["sensors"], *monitoring["sensors"], alert_on_run_failure, alert_on_failed_checks],
+    schedules=monitoring["schedules"],
+    resources=deployment_resources(),
+    executor=dg.in_process_executor,  # one process per run: the steps share heavy imports (seconds each otherwise)
 )

@@ -15,7 +15,8 @@ from pydantic import Field
 
 from energy_forecast.comparison import build_leaderboard, leaderboard_png, log_leaderboard
 from energy_forecast.config import load_comparison_config
-from energy_forecast.training import TrainingResult, load_config, train
+from energy_forecast.tracking import load_logged_forecaster
+from energy_forecast.training import TrainingResult, load_config, member_configs, train
 from pipelines.logs import library_logs_to
 from pipelines.metadata import markdown_table, png_markdown, training_metadata
 from pipelines.paths import resolve_config_path
@@ -46,12 +47,17 @@ class ComparisonJobConfig(dg.Config):
     )
 
 
-def _train_one(context: dg.OpExecutionContext, config_path: str, mlflow: MlflowTracking) -> TrainingResult:
+def _train_one(
+    context: dg.OpExecutionContext, config_path: str, mlflow: MlflowTracking, members: dict[str, TrainingResult] | None = None
+) -> TrainingResult:
     path = resolve_config_path(config_path)
     with library_logs_to(context.log):
         config = load_config(path)  # fails here, before any work, on a bad config
         context.log.info(f"training {config.name}: model.type={config.model.type}, task={config.task.name}")
-        result = train(config, mlflow.tracker())
+        fitted = {name: load_logged_forecaster(result.model_uri) for name, result in (members or {}).items() if result.model_uri}
+        if fitted:
+            context.log.info(f"reusing the fitted members {sorted(fitted)} of this run")
+        result = train(config, mlflow.tracker(), members=fitted)
     metadata = training_metadata(result)
     context.add_output_metadata(metadata)
     context.log_event(
@@ -113,14 +119,17 @@ chronos_covariates_job = training_job(
 )
 
 
-@dg.op(out=dg.DynamicOut(str), description="Validate every config of a comparison before training any.")
+@dg.op(
+    out={"singles": dg.DynamicOut(str, is_required=False), "ensembles": dg.DynamicOut(str, is_required=False)},
+    description="Validate every config of a comparison before training any; ensembles wait for their members.",
+)
 def comparison_configs(context: dg.OpExecutionContext, config: ComparisonJobConfig):
     comparison = load_comparison_config(resolve_config_path(config.comparison_path))
-    for path in comparison.configs:
-        load_config(path)
-    context.log.info(f"comparison '{comparison.name}': {len(comparison.configs)} configs validated")
-    for path in comparison.configs:
-        yield dg.DynamicOutput(str(path), mapping_key=re.sub(r"\W", "_", path.stem))
+    configs = {path: load_config(path) for path in comparison.configs}
+    context.log.info(f"comparison '{comparison.name}': {len(configs)} configs validated")
+    for path, training in configs.items():
+        output = "ensembles" if member_configs(training) else "singles"
+        yield dg.DynamicOutput(str(path), mapping_key=re.sub(r"\W", "_", path.stem), output_name=output)
 
 
 @dg.op(description="Train one config of the comparison.")
@@ -128,10 +137,28 @@ def train_comparison_member(context: dg.OpExecutionContext, config_path: str, ml
     return _train_one(context, config_path, mlflow)
 
 
+@dg.op(description="Train an ensemble of the comparison, reusing its members trained in this run.")
+def train_comparison_ensemble(
+    context: dg.OpExecutionContext, config_path: str, members: list[TrainingResult], mlflow: MlflowTracking
+) -> TrainingResult:
+    wanted = set(member_configs(load_config(resolve_config_path(config_path))))
+    fitted = {r.config_name: r for r in members if r.config_name in wanted and r.model_uri}
+    if wanted - set(fitted):
+        context.log.info(f"members {sorted(wanted - set(fitted))} are not in this comparison: the ensemble fits them itself")
+    return _train_one(context, config_path, mlflow, fitted)
+
+
+@dg.op(description="The single models trained, handed to the ensembles as one list.")
+def trained_members(results: list[TrainingResult]) -> list[TrainingResult]:
+    return results
+
+
 @dg.op(description="Rank the models against the baselines; log the leaderboard to MLflow.")
 def publish_leaderboard(
-    context: dg.OpExecutionContext, config: ComparisonJobConfig, results: list[TrainingResult], mlflow: MlflowTracking
+    context: dg.OpExecutionContext, config: ComparisonJobConfig, singles: list[TrainingResult], ensembles: list[TrainingResult],
+    mlflow: MlflowTracking,
 ) -> dg.Output:
+    results = [*singles, *ensembles]
     board = build_leaderboard(results)
     name = resolve_config_path(config.comparison_path).stem
     png = leaderboard_png(board, name)
@@ -159,7 +186,9 @@ def comparison_job(name: str, default_comparison: str, description: str, *, gpu:
         }),
     )
     def _job() -> None:
-        publish_leaderboard(comparison_configs().map(train_comparison_member).collect())
+        singles, ensembles = comparison_configs()
+        trained = trained_members(singles.map(train_comparison_member).collect())
+        publish_leaderboard(trained, ensembles.map(lambda path: train_comparison_ensemble(path, trained)).collect())
 
     return _job
 

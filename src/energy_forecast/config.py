@@ -40,6 +40,7 @@ __all__ = [
     "ForecastProblem",
     "IntervalConfig",
     "ModelConfig",
+    "OperationsConfig",
     "SplitConfig",
     "StrictModel",
     "TaskConfig",
@@ -51,6 +52,7 @@ __all__ = [
     "check_lags_leak_free",
     "load_comparison_config",
     "load_data_config",
+    "load_operations_config",
     "load_task_config",
     "load_training_config",
     "read_yaml",
@@ -571,6 +573,10 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
     for section in _FILE_REFERENCES:  # a path is relative to the file that wrote it
         if isinstance(raw.get(section), str):
             raw[section] = str((path.parent / raw[section]).resolve())
+    members = ((raw.get("model") or {}).get("params") or {}).get("members") if isinstance(raw.get("model"), dict) else None
+    for member in members if isinstance(members, list) else []:  # ensemble members written as another training YAML
+        if isinstance(member, dict) and isinstance(member.get("config"), str) and "type" not in member:
+            member["config"] = str((path.parent / member["config"]).resolve())
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
@@ -697,3 +703,111 @@ def load_comparison_config(path: Path | str) -> ComparisonConfig:
     if missing:
         raise ConfigError(f"{path}: configs: files not found: {missing}")
     return comparison.model_copy(update={"configs": resolved, "source": path})
+
+
+# --------------------------------------------------------------------------------------------
+# operations: the daily loop (pipelines/defs)
+# --------------------------------------------------------------------------------------------
+
+
+class PromotionPolicy(StrictModel):
+    min_skill_vs_naive: float = Field(
+        0.1,
+        description="the blocking check: a new model's validation RMSE must be at least this fraction below the weekly "
+        "seasonal naive's (0.1: 10 % better), or it is not promoted",
+    )
+
+
+class RetrainingPolicy(StrictModel):
+    schedule: str = Field("0 3 * * 1", description="cron, in the plant's time zone: the weekly retraining")
+    validation_days: int = Field(30, gt=0, description="retraining on the live series: the last days before the test days validate")
+    test_days: int = Field(14, gt=0, description="... and the last days of the series test")
+    accuracy_factor: float = Field(1.5, gt=0, description="retrain when the rolling 7-day RMSE exceeds this multiple of the backtest RMSE")
+    drift_psi: float = Field(0.25, gt=0, description="retrain when a column's PSI (recent vs reference) exceeds this")
+    min_days_between: int = Field(1, ge=0, description="a sensor-triggered retraining waits this long after the last one")
+
+
+class CheckPolicy(StrictModel):
+    freshness_hours: float = Field(48, gt=0, description="meter_readings fails its freshness check when its last stamp is older")
+    plausible_factor: float = Field(1.5, gt=0, description="forecasts above this multiple of the largest value seen fail the sanity check")
+
+
+class DriftPolicy(StrictModel):
+    reference_start: datetime = Field(description="the reference period (the training period) starts ...")
+    reference_end: datetime = Field(description="... and ends here (exclusive)")
+    recent_days: int = Field(14, gt=0)
+
+
+class OperationsConfig(StrictModel):
+    """The operating loop: where data arrive and are stored, which models retrain, its thresholds."""
+
+    data: DataConfig
+    task: TaskConfig
+    series: Path = Field(description="the stored series: deliveries are appended to this CSV (the data YAML's format)")
+    landing: str = Field(description="where deliveries arrive: a folder, or s3://bucket/prefix")
+    timezone: str = Field("UTC", description="the plant's time zone: daily partitions and schedules follow it")
+    first_forecast_day: datetime = Field(description="the first day with a daily_forecast partition")
+    models: list[Path] = Field(min_length=1, description="training YAMLs with a model asset each")
+    registered_model: str | None = Field(None, description="default: {data}-{task}")
+    promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
+    retraining: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
+    checks: CheckPolicy = Field(default_factory=CheckPolicy)
+    drift: DriftPolicy
+    alert_webhook: str | None = Field(None, description="URL that alerts are POSTed to as JSON; unset: alerts are logged only")
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone such as 'Asia/Seoul' or 'UTC'") from None
+        return value
+
+    @field_validator("alert_webhook")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def live_data(self) -> DataConfig:
+        """The data YAML's schema, reading the stored series."""
+        return self.data.model_copy(update={"path": self.series, "sha256": None})
+
+    @property
+    def model_name(self) -> str:
+        return self.registered_model or f"{self.data.name}-{self.task.name}"
+
+
+def load_operations_config(path: Path | str) -> OperationsConfig:
+    """Load the operations YAML; ``data``, ``task``, ``series``, ``landing`` (a folder) and
+    ``models`` are paths relative to it."""
+    path = Path(path)
+    raw = read_yaml(path)
+    base = path.parent
+    for key in ("series",):
+        if isinstance(raw.get(key), str):
+            raw[key] = str((base / raw[key]).resolve())
+    if isinstance(raw.get("landing"), str) and not raw["landing"].startswith("s3://"):
+        raw["landing"] = str((base / raw["landing"]).resolve())
+    if isinstance(raw.get("data"), str):
+        data_path = (base / raw["data"]).resolve()
+        if not data_path.is_file():
+            raise ConfigError(f"{path}: data: file not found: {data_path}")
+        raw["data"] = load_data_config(data_path)
+    if isinstance(raw.get("task"), str):
+        task_path = (base / raw["task"]).resolve()
+        if not task_path.is_file():
+            raise ConfigError(f"{path}: task: file not found: {task_path}")
+        raw["task"] = load_task_config(task_path)
+    if isinstance(raw.get("models"), list):
+        resolved = [(base / str(model)).resolve() for model in raw["models"]]
+        missing = [str(model) for model in resolved if not model.is_file()]
+        if missing:
+            raise ConfigError(f"{path}: models: files not found: {missing}")
+        raw["models"] = [str(model) for model in resolved]
+    config = _validate(OperationsConfig, raw, path)
+    return config.model_copy(update={"source": path})

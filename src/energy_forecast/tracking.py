@@ -34,10 +34,12 @@ from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 
 from energy_forecast.models.base import Forecaster
+from energy_forecast.promotion import decide
 from energy_forecast.pyfunc import ARTIFACT, contract_signature
 
 __all__ = [
     "Promotion",
+    "load_logged_forecaster",
     "Tracker",
     "flatten",
     "git_commit",
@@ -97,6 +99,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PYFUNC_ENTRY = PACKAGE_DIR / "pyfunc_entry.py"
 CONTRACT_REQUIREMENTS = ("numpy", "pandas", "pydantic", "PyYAML")
 """What the package itself imports when a contract model loads; families add their libraries."""
+
+
+def load_logged_forecaster(model_uri: str) -> Forecaster:
+    """The fitted forecaster inside a logged contract model (for ensembles reusing a member)."""
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().forecaster
 
 
 def _log_native(model: Forecaster) -> ModelInfo:
@@ -215,41 +222,46 @@ class Tracker:
 
     # -- registry --------------------------------------------------------------------------------
 
-    def register_and_promote(
-        self, model_uri: str, name: str, *, run_id: str, metric: str, value: float, tags: dict[str, str]
-    ) -> Promotion:
-        """Register as ``challenger``; move ``champion`` here only if ``metric`` (lower is better) beats it.
+    def register(self, model_uri: str, name: str, *, tags: dict[str, str]) -> str:
+        """Register a new version of ``name`` and give it the alias ``challenger``. Returns the version."""
+        version = str(mlflow.register_model(model_uri, name, tags=tags).version)
+        self.client.set_registered_model_alias(name, CHALLENGER, version)
+        logger.info("registered %s v%s as %s", name, version, CHALLENGER)
+        return version
 
-        The comparison is written as tags on the new version and on the run.
-        """
-        version = mlflow.register_model(model_uri, name, tags=tags).version
-        aliases = self.client.get_registered_model(name).aliases
-        champion_version = aliases.get(CHAMPION)
-        champion_value = None
-        if champion_version is not None:
-            champion_run = self.client.get_model_version(name, champion_version).run_id
-            champion_value = self.client.get_run(champion_run).data.metrics.get(metric)
-        if champion_version is None:
-            promoted, decision = True, "promoted: no champion yet"
-        elif champion_value is None:
-            promoted, decision = True, f"promoted: champion v{champion_version} has no {metric}"
-        elif value < champion_value:
-            promoted, decision = True, f"promoted: {metric} {value:.4f} < champion v{champion_version} {champion_value:.4f}"
-        else:
-            promoted, decision = False, f"kept champion v{champion_version}: {metric} {value:.4f} >= {champion_value:.4f}"
+    def champion(self, name: str, metric: str) -> tuple[str | None, float | None]:
+        """The current champion's version and its ``metric`` (None, None without a champion)."""
+        version = self.client.get_registered_model(name).aliases.get(CHAMPION)
+        if version is None:
+            return None, None
+        run_id = self.client.get_model_version(name, version).run_id
+        return str(version), self.client.get_run(run_id).data.metrics.get(metric)
+
+    def promote(self, name: str, version: str, *, run_id: str, metric: str, value: float) -> Promotion:
+        """Decide (:func:`energy_forecast.promotion.decide`) whether ``version`` takes ``champion``,
+        move the alias if so, and write the comparison as tags on the version and on its run."""
+        champion_version, champion_value = self.champion(name, metric)
+        decision = decide(metric, value, champion_version, champion_value)
         comparison = {
             "promotion.metric": metric,
             "promotion.challenger_value": f"{value:.6f}",
             "promotion.champion_version": str(champion_version or ""),
             "promotion.champion_value": "" if champion_value is None else f"{champion_value:.6f}",
-            "promotion.decision": decision,
-            "promotion.promoted": str(promoted).lower(),
+            "promotion.decision": decision.reason,
+            "promotion.promoted": str(decision.promoted).lower(),
         }
         for key, text in comparison.items():
             self.client.set_model_version_tag(name, version, key, text)
             self.client.set_tag(run_id, key, text)
-        self.client.set_registered_model_alias(name, CHALLENGER, version)
-        if promoted:
+        if decision.promoted:
             self.client.set_registered_model_alias(name, CHAMPION, version)
-        logger.info("registered %s v%s as %s; %s", name, version, CHALLENGER, decision)
-        return Promotion(name, str(version), promoted, decision, champion_version)
+        logger.info("%s v%s: %s", name, version, decision.reason)
+        return Promotion(name, str(version), decision.promoted, decision.reason, champion_version)
+
+    def record_refusal(self, name: str, version: str, *, run_id: str, reason: str) -> Promotion:
+        """A version that may not compete (a failed blocking check): tagged, no alias moved."""
+        for key, text in {"promotion.decision": reason, "promotion.promoted": "false"}.items():
+            self.client.set_model_version_tag(name, version, key, text)
+            self.client.set_tag(run_id, key, text)
+        logger.info("%s v%s: %s", name, version, reason)
+        return Promotion(name, str(version), False, reason, self.client.get_registered_model(name).aliases.get(CHAMPION))

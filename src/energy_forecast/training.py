@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,18 @@ from energy_forecast.models.registry import model_class
 from energy_forecast.plots import error_by_horizon_png, forecast_week_png
 from energy_forecast.tracking import Promotion, Tracker, flatten, git_commit
 
-__all__ = ["BASELINES", "Evaluation", "TrainingResult", "evaluate", "load_config", "train"]
+__all__ = [
+    "BASELINES",
+    "Evaluation",
+    "TrainingResult",
+    "evaluate",
+    "load_config",
+    "member_configs",
+    "promote_result",
+    "rolling_split",
+    "skill_vs_naive",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +70,45 @@ and forecasting from it must reproduce their logged forecasts exactly."""
 
 
 def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> TrainingConfig:
-    """Load a training YAML and check ``model.type`` and ``model.params`` against the registry."""
+    """Load a training YAML and check ``model.type`` and ``model.params`` against the registry.
+
+    Ensemble members written as another training YAML (``{config: xgboost.yaml}``) become that
+    YAML's model type and parameters, labelled with its name; the YAML must describe the same
+    forecasting problem.
+    """
     config = load_training_config(path, overrides)
+    config = _with_member_configs(config, {k: v for k, v in (overrides or {}).items() if k != "model"})
     try:
         parse_params(config.model.type, config.model.params)
     except ModelConfigError as error:
         raise ConfigError(f"{config.source}: {error}") from None
     return config
+
+
+def _with_member_configs(config: TrainingConfig, overrides: dict[str, Any]) -> TrainingConfig:
+    """Ensemble members written as training YAMLs, read with the ensemble's own overrides (task,
+    features, split) so that they describe its problem."""
+    members = config.model.params.get("members")
+    if not isinstance(members, list) or not any(isinstance(m, dict) and "config" in m and "type" not in m for m in members):
+        return config
+    resolved = []
+    for position, member in enumerate(members):
+        if not (isinstance(member, dict) and "config" in member and "type" not in member):
+            resolved.append(member)
+            continue
+        field = f"model.params.members.{position}.config"
+        member_path = Path(str(member["config"]))
+        if not member_path.is_file():
+            raise ConfigError(f"{config.source}: {field}: file not found: {member_path}")
+        extra = sorted(set(member) - {"config"})
+        if extra:
+            raise ConfigError(f"{config.source}: {field}: a member given as a YAML takes nothing else (got {extra})")
+        member_config = load_config(member_path, overrides or None)
+        if member_config.problem != config.problem:
+            raise ConfigError(f"{config.source}: {field}: {member_path.name} describes another forecasting problem (data, task, covariates or features differ)")
+        resolved.append({"type": member_config.model.type, "params": member_config.model.params, "config": member_config.name})
+    params = {**config.model.params, "members": resolved}
+    return config.model_copy(update={"model": config.model.model_copy(update={"params": params})})
 
 
 def _baseline_models(problem: ForecastProblem) -> dict[str, Forecaster]:
@@ -88,6 +132,7 @@ class Evaluation:
     metrics: dict[str, float]
     validation_metrics: dict[str, float]
     baseline_metrics: dict[str, dict[str, float]]
+    validation_baseline_metrics: dict[str, dict[str, float]]
     contract_input: pd.DataFrame
     """The contract input asking for up to ``REPRODUCED_ORIGINS`` test origins: the logged model
     reproduces their rows of ``forecast`` from it."""
@@ -147,11 +192,14 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
     validation = attach_actuals(
         model.predict(split.through_validation, split.validation_origins), split.through_validation, problem.target
     )
-    baseline_metrics = {}
+    baseline_metrics, validation_baseline_metrics = {}, {}
     for name, baseline in baselines.items():
-        predicted = baseline.fit(split.history).predict(split.through_test, split.test_origins)
+        baseline.fit(split.history)
+        predicted = baseline.predict(split.through_test, split.test_origins)
         forecast[baseline_column(name)] = predicted[PREDICTION].to_numpy()
         baseline_metrics[name] = score(forecast[ACTUAL], predicted[PREDICTION], scale=scale)
+        on_validation = baseline.predict(split.through_validation, split.validation_origins)
+        validation_baseline_metrics[name] = score(validation[ACTUAL], on_validation[PREDICTION], scale=scale)
     return Evaluation(
         config=config,
         model=model,
@@ -160,6 +208,7 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
         metrics=score(forecast[ACTUAL], forecast[PREDICTION], scale=scale) | quantile_scores(forecast),
         validation_metrics=score(validation[ACTUAL], validation[PREDICTION], scale=scale) | quantile_scores(validation),
         baseline_metrics=baseline_metrics,
+        validation_baseline_metrics=validation_baseline_metrics,
         contract_input=build_input(split.through_test, _spread(split.test_origins, REPRODUCED_ORIGINS), problem, model.lookback),
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
@@ -185,16 +234,20 @@ class TrainingResult:
     metrics: dict[str, float]
     validation_metrics: dict[str, float]
     baseline_metrics: dict[str, dict[str, float]]
+    validation_baseline_metrics: dict[str, dict[str, float]]
     leaderboard: pd.DataFrame
     plots: dict[str, bytes]
     tags: dict[str, str]
     fit_seconds: float
     predict_seconds: float
+    promotion_metric: str = "rmse"
     run_id: str | None = None
     experiment_id: str | None = None
     run_url: str | None = None
     tracking_uri: str | None = None
     model_uri: str | None = None
+    registered_model: str | None = None
+    registered_version: str | None = None
     promotion: Promotion | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -224,8 +277,17 @@ def run_tags(config: TrainingConfig, model: Forecaster, series: SeriesData) -> d
     return tags
 
 
-def train(config: TrainingConfig, tracker: Tracker | None = None) -> TrainingResult:
+def train(
+    config: TrainingConfig, tracker: Tracker | None = None, *, promote: bool = True, members: Mapping[str, Forecaster] | None = None
+) -> TrainingResult:
     """Validate, fit, backtest, and (with a tracker) log, register and promote.
+
+    Args:
+        promote: decide promotion right away (the CLI and the Launchpad jobs); False registers the
+            version as ``challenger`` only, for a separate, gated promotion step
+            (:func:`promote_result`: Dagster's blocking check runs in between).
+        members: fitted models of an ensemble's member configs, by config name, reused instead
+            of refitting them (Dagster passes the member assets of the same materialization).
 
     Raises:
         ConfigError, ModelConfigError: the config is invalid (before any run starts).
@@ -235,6 +297,8 @@ def train(config: TrainingConfig, tracker: Tracker | None = None) -> TrainingRes
     """
     problem = config.problem
     model = create_model(config.model, problem)
+    if members:
+        model.use_fitted_members(members)
     model.prepare()
     series = load_series(config.data)
     tags = run_tags(config, model, series)
@@ -256,13 +320,46 @@ def train(config: TrainingConfig, tracker: Tracker | None = None) -> TrainingRes
         result.model_uri = info.model_uri
         name = config.registered_model_name
         if name:
-            metric = f"test_{config.tracking.promotion_metric}"
-            result.promotion = tracker.register_and_promote(
-                info.model_uri, name, run_id=active.info.run_id, metric=metric,
-                value=evaluation.metrics[config.tracking.promotion_metric],
-                tags={"model_type": config.model.type, "task": config.task.name},
-            )
+            result.registered_version = tracker.register(info.model_uri, name, tags={"model_type": config.model.type, "task": config.task.name})
+            result.registered_model = name
+            if promote:
+                result.promotion = promote_result(result, tracker, config.tracking.promotion_metric)
     return result
+
+
+def promote_result(result: TrainingResult, tracker: Tracker, metric: str | None = None) -> Promotion:
+    """Let a registered version compete for ``champion`` on its test metric."""
+    if not (result.registered_model and result.registered_version and result.run_id):
+        raise ValueError(f"{result.config_name}: nothing registered to promote")
+    metric = metric or result.promotion_metric
+    return tracker.promote(
+        result.registered_model, result.registered_version, run_id=result.run_id, metric=f"test_{metric}", value=result.metrics[metric]
+    )
+
+
+def skill_vs_naive(result: TrainingResult, period: str = "validation") -> float:
+    """1 - RMSE / weekly seasonal naive's RMSE on the validation (or test) period: above 0 is better than naive."""
+    model, naive = (result.validation_metrics, result.validation_baseline_metrics) if period == "validation" else (result.metrics, result.baseline_metrics)
+    return 1.0 - model["rmse"] / naive[REFERENCE_BASELINE]["rmse"]
+
+
+def member_configs(config: TrainingConfig) -> list[str]:
+    """Names of the training YAMLs an ensemble config's members come from."""
+    members = config.model.params.get("members")
+    return [m["config"] for m in members if isinstance(m, dict) and m.get("config")] if isinstance(members, list) else []
+
+
+def rolling_split(config: TrainingConfig, series_path: Path, *, validation_days: int, test_days: int) -> TrainingConfig:
+    """``config`` reading ``series_path``, split relative to where that series ends: the last
+    ``test_days`` days test, the ``validation_days`` before them validate, everything earlier trains.
+    The retraining of the operating loop uses it on the live series."""
+    data = config.data.model_copy(update={"path": series_path, "sha256": None})
+    last = load_series(data).frame.index[-1]
+    test_end = (last + data.step).ceil("D")
+    validation_end = test_end - pd.Timedelta(days=test_days)
+    train_end = validation_end - pd.Timedelta(days=validation_days)
+    split = config.split.model_copy(update={"train_start": None, "train_end": train_end.to_pydatetime(), "validation_end": validation_end.to_pydatetime(), "test_end": test_end.to_pydatetime()})
+    return config.model_copy(update={"data": data, "split": split})
 
 
 def _result(config: TrainingConfig, evaluation: Evaluation, tags: dict[str, str]) -> TrainingResult:
@@ -275,11 +372,13 @@ def _result(config: TrainingConfig, evaluation: Evaluation, tags: dict[str, str]
         metrics=evaluation.metrics,
         validation_metrics=evaluation.validation_metrics,
         baseline_metrics=evaluation.baseline_metrics,
+        validation_baseline_metrics=evaluation.validation_baseline_metrics,
         leaderboard=evaluation.leaderboard(),
         plots=evaluation.plots(),
         tags=tags,
         fit_seconds=evaluation.fit_seconds,
         predict_seconds=evaluation.predict_seconds,
+        promotion_metric=config.tracking.promotion_metric,
         extra=evaluation.model.fitted_summary(),
     )
 
@@ -290,6 +389,7 @@ def _log_evaluation(tracker: Tracker, evaluation: Evaluation, result: TrainingRe
         **{f"test_{k}": v for k, v in evaluation.metrics.items()},
         **{f"val_{k}": v for k, v in evaluation.validation_metrics.items()},
         **{f"baseline_{b}_test_{k}": v for b, m in evaluation.baseline_metrics.items() for k, v in m.items()},
+        **{f"baseline_{b}_val_{k}": v for b, m in evaluation.validation_baseline_metrics.items() for k, v in m.items()},
         f"skill_rmse_vs_{REFERENCE_BASELINE}": 1.0 - evaluation.metrics["rmse"] / reference,
         "fit_seconds": evaluation.fit_seconds,
         "predict_seconds": evaluation.predict_seconds,

@@ -220,6 +220,8 @@ def test_when_saved_and_restored_then_the_contract_reproduces_the_forecast_witho
 
     request = build_input(split.through_test, origins, model.problem, model.lookback)
     pd.testing.assert_frame_equal(forecast(restored, request), expected, check_exact=True)
+    restored.save(tmp_path / "saved_again")  # an ensemble saves the members it reused, restored ones included
+    pd.testing.assert_frame_equal(forecast(load_forecaster(tmp_path / "saved_again"), request), expected, check_exact=True)
     files = [p for p in (tmp_path / "saved").rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in {".pkl", ".pickle", ".joblib"}]
     assert type(model).__name__ not in (tmp_path / "saved" / "forecaster.json").read_text()

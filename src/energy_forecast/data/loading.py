@@ -22,7 +22,7 @@ import pandas as pd
 from energy_forecast.config import DataConfig
 from energy_forecast.frames import TIMESTAMP
 
-__all__ = ["DataValidationError", "SeriesData", "file_sha256", "load_series"]
+__all__ = ["DataValidationError", "SeriesData", "file_rows", "file_sha256", "interval_starts", "load_series", "read_raw"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +84,24 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig) -> None:
         )
 
 
-def _parse_timestamps(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeIndex:
+def interval_starts(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeIndex:
+    """Each raw row's interval-start stamp, the declared quirks repaired; NaT where unparseable."""
     spec = config.timestamp
     text = frame[spec.column].str.strip()
-    if spec.format:
-        stamps = pd.to_datetime(text, format=spec.format, errors="coerce")
-    else:
-        stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    bad = np.flatnonzero(stamps.isna().to_numpy())
+    stamps = pd.to_datetime(text, format=spec.format or "ISO8601", errors="coerce")
+    if spec.midnight_dated_previous_day:
+        # The 00:00 stamp closes the day written in it, so it really is the next day's 00:00.
+        at_midnight = stamps.dt.hour.eq(0) & stamps.dt.minute.eq(0) & stamps.dt.second.eq(0)
+        stamps = stamps.where(~at_midnight, stamps + pd.Timedelta(days=1))
+    if spec.label == "end":
+        stamps = stamps - config.step
+    return pd.DatetimeIndex(stamps, name=TIMESTAMP)
+
+
+def _parse_timestamps(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeIndex:
+    spec = config.timestamp
+    stamps = interval_starts(frame, config)
+    bad = np.flatnonzero(stamps.isna())
     if bad.size:
         row = int(bad[0])
         expected = f"format '{spec.format}'" if spec.format else "ISO 8601"
@@ -100,13 +110,13 @@ def _parse_timestamps(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeInd
             f"{frame[spec.column].iloc[row]!r} as a timestamp ({expected}); "
             f"{bad.size} unparseable value(s) in all"
         )
-    if spec.midnight_dated_previous_day:
-        # The 00:00 stamp closes the day written in it, so it really is the next day's 00:00.
-        at_midnight = stamps.dt.hour.eq(0) & stamps.dt.minute.eq(0) & stamps.dt.second.eq(0)
-        stamps = stamps.where(~at_midnight, stamps + pd.Timedelta(days=1))
-    if spec.label == "end":
-        stamps = stamps - config.step
-    return pd.DatetimeIndex(stamps, name=TIMESTAMP)
+    return stamps
+
+
+def read_raw(config: DataConfig) -> pd.DataFrame:
+    """The file as text cells, nothing checked but that it reads as CSV (for checks that report
+    each problem instead of refusing at the first)."""
+    return _read_csv(config)[0]
 
 
 def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
@@ -188,6 +198,17 @@ def _fill_gaps(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
     categorical = [c.name for c in config.covariates if c.kind == "categorical"]
     filled[categorical] = filled[categorical].ffill()
     return filled
+
+
+def file_rows(config: DataConfig) -> tuple[list[str], pd.DatetimeIndex]:
+    """The file's header and data lines as written, and each line's interval-start stamp (the
+    quirks repaired), in file order: for cutting a file into deliveries without rewriting it."""
+    raw, _, _ = _read_csv(config)
+    _check_columns(raw, config)
+    lines = Path(config.path).read_bytes().decode(config.encoding).splitlines()
+    if len(lines) != len(raw) + 1:
+        raise DataValidationError(f"{config.path}: {len(lines)} lines for {len(raw)} rows: a value spans lines; cannot cut it by line")
+    return lines, _parse_timestamps(raw, config)
 
 
 def load_series(config: DataConfig) -> SeriesData:

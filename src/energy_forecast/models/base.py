@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -104,6 +104,15 @@ class Forecaster(ABC):
     def lookback(self) -> int:
         """Steps of history before an origin the model reads: its minimum input, and all it uses."""
         return 1
+
+    @property
+    def member_configs(self) -> list[str]:
+        """Training YAMLs whose fitted models this one is built from (ensembles); none by default."""
+        return []
+
+    def use_fitted_members(self, fitted: Mapping[str, Forecaster]) -> None:
+        """Reuse fitted member models (ensembles only)."""
+        raise ValueError(f"{self.name} has no members to reuse")
 
     def prepare(self) -> None:  # noqa: B027  (an optional hook: most families need nothing)
         """Check external prerequisites (weights, say) before any run starts. Cheap; may repeat."""

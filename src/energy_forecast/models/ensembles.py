@@ -1,7 +1,12 @@
 """Ensembles: ``model.type: stacking`` and ``model.type: voting``.
 
 Members are built through the registry from ``params.members`` and used only through their public
-interface (``fit``, ``predict``, ``save``), like any caller would. Both ensembles fit their members
+interface (``fit``, ``predict``, ``save``), like any caller would. A member is either inline
+(``{type: xgboost, params: {...}}``: fitted on the training period only, without early stopping)
+or another training YAML (``{config: xgboost.yaml}``: fitted exactly as that YAML says, early
+stopping on the validation period included, and reused when already fitted, so the operating loop
+and ``make demo`` fit each booster once). Referenced members have seen the validation period
+through early stopping, which makes their weights somewhat optimistic. Both ensembles fit their members
 on the training period only, then learn how to combine them from the members' forecasts for the
 validation period, which no member trained on (members do not early-stop on it either):
 
@@ -14,6 +19,7 @@ A saved ensemble holds each member saved by the member itself (``members/<i>/``)
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +41,12 @@ logger = logging.getLogger(__name__)
 class MemberSpec(StrictModel):
     type: str
     params: dict[str, Any] = Field(default_factory=dict)
+    config: str | None = Field(
+        None,
+        description="the training YAML this member comes from (written `{config: xgboost.yaml}` in the ensemble's YAML): "
+        "it is fitted as that YAML says, validation period included, and a model of that YAML already fitted in the same "
+        "materialization is reused instead",
+    )
 
 
 def _default_members() -> list[MemberSpec]:
@@ -83,6 +95,22 @@ class _Ensemble(Forecaster):
             member_device = device if support is True else DeviceChoice(device.requested, "cpu", str(support))
             self.members.append(member_cls(member_params, problem, member_device))
         self.weights_: np.ndarray = np.array([])
+        self.prefitted_: set[int] = set()
+
+    @property
+    def member_configs(self) -> list[str]:
+        return [m.config for m in self.params.members if m.config]
+
+    def use_fitted_members(self, fitted: Mapping[str, Forecaster]) -> None:
+        """Reuse fitted models for the members that reference a training YAML, by its name."""
+        for position, spec in enumerate(self.params.members):
+            model = fitted.get(spec.config or "")
+            if model is None:
+                continue
+            if model.name != spec.type or not model.is_fitted_:
+                raise ValueError(f"{self.name}: member {position} ({spec.config}) needs a fitted {spec.type}, got a{'' if model.is_fitted_ else 'n unfitted'} {model.name}")
+            self.members[position] = model
+            self.prefitted_.add(position)
 
     @classmethod
     def gpu_support(cls, params: ModelParams) -> bool | str:
@@ -101,9 +129,15 @@ class _Ensemble(Forecaster):
     def _fit(self, history: pd.DataFrame, validation: ValidationData | None) -> None:
         if validation is None:
             raise ValueError(f"{self.name} learns its combination on the validation period; the split has none")
-        for member in self.members:
-            logger.info("%s: fitting member %s on the training period", self.name, member.name)
-            member.fit(history)  # no validation: members must not see the period their weights come from
+        for position, (spec, member) in enumerate(zip(self.params.members, self.members, strict=True)):
+            if position in self.prefitted_:
+                logger.info("%s: member %s reused, already fitted from %s", self.name, member.name, spec.config)
+            elif spec.config:
+                logger.info("%s: fitting member %s as %s says (early stopping on the validation period)", self.name, member.name, spec.config)
+                member.fit(history, validation)
+            else:
+                logger.info("%s: fitting member %s on the training period", self.name, member.name)
+                member.fit(history)  # inline members never see the period their weights come from
         forecasts = self._member_forecasts(validation.frame, validation.origins)
         actual = validation.frame[self.problem.target].reindex(pd.DatetimeIndex(forecasts[0][TIMESTAMP]))
         self._learn_combination(np.column_stack([f[PREDICTION] for f in forecasts]), actual.to_numpy(dtype="float64"))

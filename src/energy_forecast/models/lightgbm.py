@@ -85,7 +85,8 @@ class LightGBMForecaster(BoostedTreeForecaster):
         return int(self.model_.best_iteration_) or None  # 0 without early stopping
 
     def _save_native(self, path: Path) -> None:
-        self.model_.booster_.save_model(str(path))  # the best iteration only, when early stopping chose one
+        booster = getattr(self.model_, "booster_", self.model_)  # fitted: an LGBMRegressor; restored: its Booster
+        booster.save_model(str(path))  # the best iteration only, when early stopping chose one
 
     def _load_native(self, path: Path) -> None:
         import lightgbm
