@@ -208,7 +208,7 @@ def _validated(data: DataConfig, payload: bytes, what: str) -> SeriesData:
         try:
             return load_series(data.model_copy(update={"path": path, "sha256": None}))
         except DataValidationError as error:
-            raise BadDelivery(f"{what}: {str(error).replace(str(path), 'the file')}") from None
+            raise BadDelivery(f"{what}: {str(error).removeprefix(f'{path}: ')}") from None
 
 
 def _rows_without_header(payload: bytes, encoding: str) -> bytes:
@@ -240,7 +240,7 @@ def ingest_delivery(data: DataConfig, name: str, payload: bytes) -> Delivery:
             return Delivery(**{**known, "status": "already stored"})
         encoding = "utf-8" if data.encoding.lower().replace("_", "-") in ("utf-8-sig", "utf8-sig") else data.encoding
         try:
-            delivered = _validated(data, payload, f"{name} on its own")
+            delivered = _validated(data, payload, name)
         except UnicodeDecodeError as error:
             raise BadDelivery(f"{name}: not readable as {data.encoding}: {error}") from None
         if not series_path.is_file():

@@ -66,7 +66,8 @@ def day_accuracy(forecast: pd.DataFrame, series: pd.Series) -> dict[str, float]:
     result = {**scores, **{k: interval[k] for k in ("coverage_80", "width_80", "pinball_loss") if k in interval}, "steps": float(len(stamps))}
     if not np.isnan(naive).any():
         baseline = _scores(actual, naive)
-        result |= {"naive_rmse": baseline["rmse"], "naive_mae": baseline["mae"], "skill_vs_naive": 1.0 - scores["rmse"] / baseline["rmse"]}
+        skill = 1.0 - scores["rmse"] / baseline["rmse"] if baseline["rmse"] > 0 else float("nan")  # a perfect naive leaves no room
+        result |= {"naive_rmse": baseline["rmse"], "naive_mae": baseline["mae"], "skill_vs_naive": skill}
     return result
 
 
