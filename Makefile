@@ -17,11 +17,14 @@ export FORECAST_STORE_URL ?= sqlite:///$(CURDIR)/.forecasts/forecasts.db
 export FORECAST_PLOTS_URI ?= $(CURDIR)/.forecasts/plots
 ORIGIN ?=
 SERVING_PORT ?= 8080
+FROM ?= 2018-12-01
+DAYS ?= 7
+EVERY ?= 2
 
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: help venv venv-dev data demo train compare forecast serve validate dev test test-unit test-integration test-system bench lint lock clean-local
+.PHONY: help venv venv-dev data demo train compare forecast replay serve validate dev test test-unit test-integration test-system bench lint lock clean-local
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,6 +66,10 @@ forecast: venv ## forecast the next day with the champion (ORIGIN= default: righ
 	@mkdir -p .forecasts
 	$(BIN)/energy-forecast forecast $(if $(ORIGIN),--origin "$(ORIGIN)")
 
+replay: venv ## replay DAYS real days from FROM through the operating loop (embedded: sensors ticked here), EVERY s apart
+	@mkdir -p "$(DAGSTER_HOME)" .mlflow .forecasts
+	$(BIN)/energy-forecast replay --from "$(FROM)" --days "$(DAYS)" --every "$(EVERY)"
+
 serve: venv ## serve <data>-<task>@champion on 127.0.0.1:$(SERVING_PORT) (POST /invocations), following promotions
 	$(BIN)/python -m energy_forecast.serving --host 127.0.0.1 --port $(SERVING_PORT)
 
@@ -95,7 +102,7 @@ lint: venv-dev ## ruff
 lock: venv-dev ## re-resolve requirements/*.lock from pyproject.toml
 	$(BIN)/python infra/scripts/lock_requirements.py
 
-clean-local: ## delete the local demo stores (.dagster, .mlflow, .forecasts)
-	rm -rf .dagster .mlflow .forecasts
+clean-local: ## delete the local demo stores (.dagster, .mlflow, .forecasts) and the replay's live series and landing folder
+	rm -rf .dagster .mlflow .forecasts data/live data/landing
 
 -include infra/stack.mk
