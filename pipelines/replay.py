@@ -62,7 +62,9 @@ class Loop:
 
     def tick(self, name: str) -> list[dg.RunRequest]:
         sensor = self.defs.resolve_sensor_def(name)
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(name), definitions=self.defs, sensor_name=name)
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursors.get(name), definitions=self.defs, sensor_name=name, resources=self.defs.resources
+        )
         data = sensor.evaluate_tick(context)
         self.cursors[name] = data.cursor
         return list(data.run_requests or [])

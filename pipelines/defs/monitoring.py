@@ -3,8 +3,9 @@
 * ``drift``: the recent weeks of the target and each covariate against the training period
   (PSI, and KS for numbers; :func:`energy_forecast.monitoring.drift`), as numbers and a plot.
 * ``retraining_sensor`` asks for ``retrain_job`` when the rolling 7-day RMSE of
-  ``forecast_accuracy`` exceeds ``retraining.accuracy_factor`` x the backtest RMSE, or when a
-  column's PSI exceeds ``retraining.drift_psi``; at most once per ``min_days_between``.
+  ``forecast_accuracy`` exceeds ``retraining.accuracy_factor`` x the backtest RMSE, or when the
+  PSI of a watched column (``retraining.drift_columns``, default the target) exceeds
+  ``retraining.drift_psi``; at most once per ``min_days_between``.
 * ``weekly_retraining`` runs ``retrain_job`` on ``retraining.schedule`` in the plant's time zone.
 * ``alert_on_run_failure`` and ``alert_on_failed_checks`` log every failure and POST it, as JSON,
   to the alert webhook when one is set.
@@ -41,10 +42,13 @@ def drift(context: dg.AssetExecutionContext, operations: Operations):
         recent_days=ops.drift.recent_days, threshold=ops.retraining.drift_psi,
     )
     table = report.table.round(4)
+    watched = ops.retraining.drift_columns or [ops.data.target]
     return dg.Output(
         table,
         metadata={
             "max_psi": dg.MetadataValue.float(report.max_psi),
+            "watched_psi": dg.MetadataValue.float(float(report.table.set_index("column").loc[watched, "psi"].max())),
+            "watched_columns": dg.MetadataValue.json(watched),
             "drifted": dg.MetadataValue.json(report.drifted),
             "threshold": dg.MetadataValue.float(report.threshold),
             "recent": dg.MetadataValue.text(f"{report.recent[0]} .. {report.recent[1]}"),
@@ -80,12 +84,12 @@ def monitoring_definitions(operations: OperationsConfig, retrain_job) -> dict[st
             state["drift_after"] = ingest_run
             requests.append(dg.RunRequest(job_name="drift_job", run_key=f"drift-{ingest_run}"))
         ratio, accuracy_run = _latest_value(context.instance, dg.AssetKey("forecast_accuracy"), "rolling_7d_ratio_to_backtest")
-        max_psi, drift_run = _latest_value(context.instance, drift.key, "max_psi")
+        max_psi, drift_run = _latest_value(context.instance, drift.key, "watched_psi")
         reasons = []
         if ratio is not None and ratio > policy.accuracy_factor and accuracy_run != state.get("accuracy_seen"):
             reasons.append(f"rolling 7-day RMSE is {ratio:.2f} x the backtest's (threshold {policy.accuracy_factor})")
         if max_psi is not None and max_psi > policy.drift_psi and drift_run != state.get("drift_seen"):
-            reasons.append(f"drift: max PSI {max_psi:.3f} (threshold {policy.drift_psi})")
+            reasons.append(f"drift: PSI {max_psi:.3f} of {policy.drift_columns or [operations.data.target]} (threshold {policy.drift_psi})")
         state["accuracy_seen"], state["drift_seen"] = accuracy_run, drift_run
         waited = time.time() - state.get("last_retrain", 0.0) >= policy.min_days_between * 86400
         if reasons and waited:

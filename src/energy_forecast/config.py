@@ -723,7 +723,11 @@ class RetrainingPolicy(StrictModel):
     validation_days: int = Field(30, gt=0, description="retraining on the live series: the last days before the test days validate")
     test_days: int = Field(14, gt=0, description="... and the last days of the series test")
     accuracy_factor: float = Field(1.5, gt=0, description="retrain when the rolling 7-day RMSE exceeds this multiple of the backtest RMSE")
-    drift_psi: float = Field(0.25, gt=0, description="retrain when a column's PSI (recent vs reference) exceeds this")
+    drift_psi: float = Field(1.0, gt=0, description="retrain when a watched column's PSI (recent vs reference) exceeds this")
+    drift_columns: list[str] = Field(
+        default_factory=list,
+        description="the columns whose drift triggers retraining; empty: the target (the report covers every column anyway)",
+    )
     min_days_between: int = Field(1, ge=0, description="a sensor-triggered retraining waits this long after the last one")
 
 
@@ -771,6 +775,14 @@ class OperationsConfig(StrictModel):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _watched_columns_exist(self) -> OperationsConfig:
+        known = [self.data.target, *(c.name for c in self.data.covariates)]
+        unknown = [c for c in self.retraining.drift_columns if c not in known]
+        if unknown:
+            raise ValueError(f"retraining.drift_columns: {unknown} are not columns of data '{self.data.name}'; its columns: {known}")
+        return self
 
     @property
     def live_data(self) -> DataConfig:

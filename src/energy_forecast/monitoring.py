@@ -38,8 +38,9 @@ def latest_forecasts(stored: pd.DataFrame) -> pd.DataFrame:
     stamp the latest origin covering it (what the operator saw last before the stamp)."""
     if stored.empty:
         return stored
-    newest = stored.sort_values("created_at").groupby(ORIGIN)["model_version"].transform("last")
-    chosen = stored[stored["model_version"] == newest]
+    ordered = stored.sort_values("created_at", kind="stable")
+    newest = ordered.groupby(ORIGIN)["model_version"].transform("last")
+    chosen = ordered[ordered["model_version"] == newest]
     return chosen.sort_values([TIMESTAMP, ORIGIN]).drop_duplicates(TIMESTAMP, keep="last").reset_index(drop=True)
 
 

@@ -39,7 +39,7 @@ def test_the_latest_forecast_per_stamp_comes_from_the_newest_version_of_each_ori
     stamps = pd.date_range("2018-01-02", periods=4, freq="15min")
     old = forecast_frame([stamps[0]] * 4, range(1, 5), stamps, [1.0] * 4).assign(model_version="1", created_at=pd.Timestamp("2018-01-01 10:00"))
     new = old.assign(prediction=2.0, model_version="2", created_at=pd.Timestamp("2018-01-01 11:00"))
-    chosen = latest_forecasts(pd.concat([old, new]))
+    chosen = latest_forecasts(pd.concat([new, old], ignore_index=True))  # stored in any order
     assert chosen["prediction"].tolist() == [2.0] * 4
 
 
