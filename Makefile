@@ -29,18 +29,29 @@ MLFLOW_PORT ?= 5000
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(BIN)/.base.stamp: requirements/base.lock pyproject.toml
+# Every install is hash-checked (requirements/*.lock, `make lock`). torch comes first, in its own
+# hashed step, as the build TORCH_VARIANT names: cpu (default; the CPU build, from a wheel pip finds
+# locally or from TORCH_CPU_INDEX) or cuda (PyPI's build with its CUDA runtime wheels, ~3 GB more).
+TORCH_VARIANT ?= cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_HASHED = $(BIN)/python -m pip install --quiet --require-hashes
+TORCH_SOURCE_cpu = $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) --find-links services/trainer/wheels
+TORCH_SOURCE_cuda =
+
+$(BIN)/.base.stamp: requirements/pip.lock requirements/base.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet -r requirements/base.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(PIP_HASHED) -r requirements/pip.lock
+	$(PIP_HASHED) -r requirements/base.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-$(BIN)/.dev.stamp: requirements/dev.lock pyproject.toml
+$(BIN)/.dev.stamp: requirements/pip.lock requirements/torch-$(TORCH_VARIANT).lock requirements/dev.lock pyproject.toml
+	@case "$(TORCH_VARIANT)" in cpu|cuda) ;; *) echo "error: TORCH_VARIANT must be cpu or cuda, not '$(TORCH_VARIANT)'" >&2; exit 2 ;; esac
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(PIP_HASHED) -r requirements/pip.lock
+	$(PIP_HASHED) --no-deps -r requirements/torch-$(TORCH_VARIANT).lock $(TORCH_SOURCE_$(TORCH_VARIANT))
+	$(PIP_HASHED) -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@ $(BIN)/.base.stamp
 
 venv: $(BIN)/.base.stamp ## virtual environment with the pinned runtime dependencies
@@ -99,8 +110,8 @@ bench: venv-dev ## benchmark on the real data; writes bench/results/latest.{json
 lint: venv-dev ## ruff
 	$(BIN)/ruff check src pipelines tests bench
 
-lock: venv-dev ## re-resolve requirements/*.lock from pyproject.toml
-	$(BIN)/python infra/scripts/lock_requirements.py
+lock: venv-dev ## requirements/*.lock with hashes (uv pip compile; keeps versions; LOCK_ARGS=--upgrade for the newest)
+	$(BIN)/python infra/scripts/lock_requirements.py $(LOCK_ARGS)
 
 clean-local: ## delete the local demo stores (.dagster, .mlflow, .forecasts) and the replay's live series and landing folder
 	rm -rf .dagster .mlflow .forecasts data/live data/landing

@@ -9,6 +9,9 @@ It must lie in the folder the stack mounts into the code server and the runs (``
 submitted (the Launchpad's job, run config ``ops.train_model.config.config_path``), its event log
 is followed to the end, and the MLflow run link is printed with the host's MLflow URL.
 
+The webserver is reached through the stack's proxy, which requires a login: ``PROXY_USER`` and
+``PROXY_PASSWORD`` from ``.env`` (or the environment, which wins).
+
 Exit status: 0 when the run succeeded, 1 when it failed or the stack is unreachable, 2 on bad input.
 """
 
@@ -29,7 +32,7 @@ from energy_forecast.config import ConfigError
 from energy_forecast.training import load_config
 from pipelines.paths import PROJECT_DIR, resolve_config_path
 
-__all__ = ["LaunchError", "RunOutcome", "StackClient", "container_config_path", "main"]
+__all__ = ["LaunchError", "RunOutcome", "StackClient", "container_config_path", "main", "proxy_login"]
 
 JOB = "complete_training_job"
 LOCATION = "energy_forecast"
@@ -101,17 +104,30 @@ class RunOutcome:
 
 
 class StackClient:
-    """The few GraphQL calls ``make launch`` and the system test need."""
+    """The few GraphQL calls ``make launch`` and the system test need.
 
-    def __init__(self, dagster_url: str, timeout: float = 30.0) -> None:
+    Args:
+        dagster_url: the webserver as the host sees it (the stack's proxy).
+        auth: the proxy's login (``PROXY_USER``, ``PROXY_PASSWORD``); None for a webserver without one.
+        timeout: seconds per HTTP request.
+    """
+
+    def __init__(self, dagster_url: str, auth: tuple[str, str] | None = None, timeout: float = 30.0) -> None:
         self.url = dagster_url.rstrip("/")
         self.timeout = timeout
+        self.session = requests.Session()
+        self.session.auth = auth
 
     def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         try:
-            answer = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=self.timeout)
+            answer = self.session.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=self.timeout)
         except requests.RequestException as error:
             raise LaunchError(f"the Dagster webserver at {self.url} does not answer ({error}); is the stack up (`make up`)?") from None
+        if answer.status_code == 401:
+            raise LaunchError(
+                f"{self.url} refused the login: PROXY_USER / PROXY_PASSWORD "
+                f"({'missing' if self.session.auth is None else 'as given'}) must match the stack's .env"
+            )
         if answer.status_code != 200:
             raise LaunchError(f"{self.url}/graphql answered HTTP {answer.status_code}: {answer.text[:500]}")
         body = answer.json()
@@ -207,15 +223,25 @@ def mlflow_link(run_url: str | None, run_id: str | None, mlflow_url: str) -> str
     return None
 
 
+SETTINGS = ("DAGSTER_PORT", "MLFLOW_PORT", "CONFIGS_DIR", "PROXY_USER", "PROXY_PASSWORD")
+"""What this reads from the stack's .env; the same names in the environment win."""
+
+
 def _settings(env_file: Path) -> dict[str, str]:
     values = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.is_file() else {}
-    return {**values, **{k: v for k, v in os.environ.items() if k in ("DAGSTER_PORT", "MLFLOW_PORT", "CONFIGS_DIR")}}
+    return {**values, **{k: v for k, v in os.environ.items() if k in SETTINGS}}
+
+
+def proxy_login(settings: dict[str, str]) -> tuple[str, str] | None:
+    """``(PROXY_USER, PROXY_PASSWORD)``, or None when either is unset."""
+    user, password = settings.get("PROXY_USER"), settings.get("PROXY_PASSWORD")
+    return (user, password) if user and password else None
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipelines.launch", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="training YAML under CONFIGS_DIR, e.g. configs/training/lightgbm.yaml")
-    parser.add_argument("--env-file", type=Path, default=PROJECT_DIR / ".env", help="the stack's .env (ports, CONFIGS_DIR)")
+    parser.add_argument("--env-file", type=Path, default=PROJECT_DIR / ".env", help="the stack's .env (ports, CONFIGS_DIR, the proxy's login)")
     parser.add_argument("--dagster-url", help="default: http://127.0.0.1:$DAGSTER_PORT")
     parser.add_argument("--mlflow-url", help="default: http://127.0.0.1:$MLFLOW_PORT")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to follow the run")
@@ -237,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(EXIT_BAD_INPUT) from None
     print(f"ok  {args.config}: {config.model.type}, {config.task.name}")
 
-    client = StackClient(dagster_url)
+    client = StackClient(dagster_url, auth=proxy_login(settings))
     try:
         run_id = client.launch({"ops": {"train_model": {"config": {"config_path": config_path}}}})
         print(f"launched {JOB}: {dagster_url}/runs/{run_id}", flush=True)

@@ -1,22 +1,49 @@
 #!/bin/sh
-# One-shot `minio-init` (image quay.io/minio/mc): buckets `mlflow` and `dvc`, a policy limited to
-# them, and the stack's non-root access key with that policy. Clients (MLflow, runs, DVC) use that
-# key; the root credentials stay with MinIO and this script. Idempotent: safe on every `make up`.
+# One-shot `minio-init` (image quay.io/minio/mc): the buckets `mlflow` and `dvc`, and one access key
+# per role, each limited by its own policy (policies/<role>.json, AWS IAM syntax):
+#
+#   role      key (.env)                  may
+#   mlflow    MLFLOW_S3_ACCESS_KEY_ID     read, write and delete in `mlflow` (the tracking server)
+#   dvc       DVC_S3_ACCESS_KEY_ID        read, write and delete in `dvc` (DVC on the host)
+#   serving   SERVING_S3_ACCESS_KEY_ID    read `mlflow` only (a model server)
+#
+# Runs and the code server hold no key: they reach artifacts through MLflow's proxied artifact API.
+# The root credentials stay with MinIO and this script. Idempotent: safe on every `make up`.
+# The test stand-in (tests/system/images/s3) creates the same users from the same policy files.
+#
+# `s3:HeadBucket` in the policies is for S3 servers that check it as an action of its own (moto);
+# MinIO accepts it and checks HEAD bucket against `s3:ListBucket`, which the policies grant as well.
 set -eu
-: "${MINIO_ROOT_USER:?}" "${MINIO_ROOT_PASSWORD:?}" "${S3_ACCESS_KEY_ID:?}" "${S3_SECRET_ACCESS_KEY:?}"
+: "${MINIO_ROOT_USER:?}" "${MINIO_ROOT_PASSWORD:?}"
+: "${MLFLOW_S3_ACCESS_KEY_ID:?}" "${MLFLOW_S3_SECRET_ACCESS_KEY:?}"
+: "${DVC_S3_ACCESS_KEY_ID:?}" "${DVC_S3_SECRET_ACCESS_KEY:?}"
+: "${SERVING_S3_ACCESS_KEY_ID:?}" "${SERVING_S3_SECRET_ACCESS_KEY:?}"
 endpoint="${MINIO_INTERNAL_URL:-http://minio:9000}"
-policy=energy-forecast-buckets
+
+# One key per role: a key shared by two roles would hold both policies.
+if [ "$MLFLOW_S3_ACCESS_KEY_ID" = "$DVC_S3_ACCESS_KEY_ID" ] || [ "$MLFLOW_S3_ACCESS_KEY_ID" = "$SERVING_S3_ACCESS_KEY_ID" ] \
+   || [ "$DVC_S3_ACCESS_KEY_ID" = "$SERVING_S3_ACCESS_KEY_ID" ]; then
+  echo "minio-init: MLFLOW_S3_ACCESS_KEY_ID, DVC_S3_ACCESS_KEY_ID and SERVING_S3_ACCESS_KEY_ID in .env must differ" >&2
+  exit 1
+fi
 
 mc alias set stack "$endpoint" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null
 for bucket in mlflow dvc; do
   mc mb --ignore-existing "stack/$bucket"
 done
-mc admin policy create stack "$policy" /init/buckets-policy.json
-mc admin user add stack "$S3_ACCESS_KEY_ID" "$S3_SECRET_ACCESS_KEY"
-if ! out=$(mc admin policy attach stack "$policy" --user "$S3_ACCESS_KEY_ID" 2>&1); then
-  case "$out" in
-    *"already in effect"*|*"already attached"*) ;;
-    *) echo "$out" >&2; exit 1 ;;
-  esac
-fi
-echo "minio-init: buckets mlflow, dvc; access key ${S3_ACCESS_KEY_ID} limited to them"
+
+grant() {  # role access-key secret
+  policy="energy-forecast-$1"
+  mc admin policy create stack "$policy" "/init/policies/$1.json"
+  mc admin user add stack "$2" "$3"
+  if ! out=$(mc admin policy attach stack "$policy" --user "$2" 2>&1); then
+    case "$out" in
+      *"already in effect"*|*"already attached"*) ;;
+      *) echo "$out" >&2; exit 1 ;;
+    esac
+  fi
+  echo "minio-init: key $2 -> policy $policy (/init/policies/$1.json)"
+}
+grant mlflow "$MLFLOW_S3_ACCESS_KEY_ID" "$MLFLOW_S3_SECRET_ACCESS_KEY"
+grant dvc "$DVC_S3_ACCESS_KEY_ID" "$DVC_S3_SECRET_ACCESS_KEY"
+grant serving "$SERVING_S3_ACCESS_KEY_ID" "$SERVING_S3_SECRET_ACCESS_KEY"

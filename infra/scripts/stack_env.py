@@ -12,7 +12,8 @@ written then.
 
 `dvc-local` points the DVC remote `stack` (.dvc/config) at the stack's S3 API as the host sees it
 (MinIO's published port on 127.0.0.1, or S3_ENDPOINT_URL itself when that is not the in-stack
-MinIO) with the stack's limited access key. Only that remote's section of the file is rewritten.
+MinIO) with DVC's own access key (DVC_S3_ACCESS_KEY_ID: the bucket `dvc` only). Only that
+remote's section of the file is rewritten.
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ def write_dvc_local(env: dict[str, str], path: Path) -> None:
     section = [
         f"['remote \"{DVC_REMOTE}\"']",
         f"    endpointurl = {host_s3_endpoint(env)}",
-        f"    access_key_id = {env['S3_ACCESS_KEY_ID']}",
-        f"    secret_access_key = {env['S3_SECRET_ACCESS_KEY']}",
+        f"    access_key_id = {env['DVC_S3_ACCESS_KEY_ID']}",
+        f"    secret_access_key = {env['DVC_S3_SECRET_ACCESS_KEY']}",
         f"    region = {env.get('S3_REGION', 'us-east-1')}",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "dvc-local":
         env = parse(env_path)
-        missing = [key for key in ("S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY") if not env.get(key)]
+        missing = [key for key in ("DVC_S3_ACCESS_KEY_ID", "DVC_S3_SECRET_ACCESS_KEY") if not env.get(key)]
         if missing:
             print(f"error: {env_path} lacks {', '.join(missing)}", file=sys.stderr)
             return EXIT_BAD_ENV

@@ -8,13 +8,17 @@
 3. ``docker-compose.yml`` + ``tests/system/docker-compose.test.yml``: PostgreSQL and MinIO are
    locally built stand-ins (official env contract; moto's S3 server), the rest is as users run it.
 4. ``complete_training_job`` is launched over GraphQL with a small config and must succeed.
-5. Checks: the run had its own container, made by the DockerRunLauncher from the trainer image;
-   the MLflow run and its metrics are visible through the REST API from the host and its artifacts
-   download there; the model files are in the bucket; runs launched around a daemon restart all
-   complete; GPU-tagged Chronos-2 runs (a tiny random checkpoint) start on this CPU-only host
-   without a device request, one at a time; DVC reaches the remote from the host and from inside
-   the stack; idle memory.
-6. ``down -v`` (images are kept: they are the cache).
+5. Checks: the run had its own container, made by the DockerRunLauncher from the trainer image,
+   hardened, with the runs' own database login and no S3 key; the MLflow run and its metrics are
+   visible through the REST API from the host and its artifacts download there; the model files are
+   in the bucket; runs launched around a daemon restart all complete; GPU-tagged Chronos-2 runs (a
+   tiny random checkpoint) start on this CPU-only host without a device request, one at a time; DVC
+   reaches the remote from the host with its own key; idle memory.
+6. Access: the proxy refuses requests without its login, cross-origin state-changing requests, GET
+   and non-JSON mutations on /graphql and unknown Host headers, and lets the UI, its websocket and
+   same-origin mutations through; each S3 key is refused outside its bucket (the S3 stand-in
+   enforces the policies); the runs' database login cannot change the schema or reach MLflow's.
+7. ``down -v`` (images are kept: they are the cache).
 
 The project name and ports are the test's own, so a user's `make up` stack is left alone.
 """
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import numpy as np
 import pytest
 import requests
@@ -89,13 +94,26 @@ class Stack:
         return f"http://127.0.0.1:{self.env[port_variable]}"
 
     @property
-    def dagster(self) -> StackClient:
-        return StackClient(self.url("DAGSTER_PORT"))
+    def login(self) -> tuple[str, str]:
+        """The proxy's login (HTTP basic auth) for the Dagster and MLflow ports."""
+        return self.env["PROXY_USER"], self.env["PROXY_PASSWORD"]
 
-    def s3(self):
+    @property
+    def dagster(self) -> StackClient:
+        return StackClient(self.url("DAGSTER_PORT"), auth=self.login)
+
+    def mlflow_get(self, path: str, **params) -> dict:
+        """An MLflow REST GET through the proxy, with its login."""
+        answer = requests.get(f"{self.url('MLFLOW_PORT')}{path}", params=params, auth=self.login, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def s3(self, role: str):
+        """A client with one role's key (mlflow, dvc, serving), from the host."""
+        prefix = role.upper()
         return boto3.client(
             "s3", endpoint_url=self.url("MINIO_API_PORT"), region_name="us-east-1",
-            aws_access_key_id=self.env["S3_ACCESS_KEY_ID"], aws_secret_access_key=self.env["S3_SECRET_ACCESS_KEY"],
+            aws_access_key_id=self.env[f"{prefix}_S3_ACCESS_KEY_ID"], aws_secret_access_key=self.env[f"{prefix}_S3_SECRET_ACCESS_KEY"],
         )
 
 
@@ -179,9 +197,11 @@ def write_env(path: Path, overrides: dict[str, str]) -> dict[str, str]:
 
 
 def remove_run_containers() -> None:
+    """Stop (SIGTERM, as `make down` does, with a short grace) and remove the project's run containers."""
     ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.energy-forecast.project={PROJECT}"], capture_output=True, text=True, check=False).stdout.split()
     if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+        subprocess.run(["docker", "stop", "-t", "10", *ids], capture_output=True, check=False)
+        subprocess.run(["docker", "rm", *ids], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +304,7 @@ def training_run(stack: Stack) -> dict:
 def test_every_service_is_healthy_and_minio_init_completed(stack):
     states = [json.loads(line) for line in stack.run("ps", "--all", "--format", "json").stdout.splitlines() if line.strip()]
     by_service = {state["Service"]: state for state in states}
-    assert set(by_service) == {"postgres", "minio", "minio-init", "mlflow", "code-server", "dagster-webserver", "dagster-daemon"}
+    assert set(by_service) == {"postgres", "minio", "minio-init", "mlflow", "code-server", "dagster-webserver", "dagster-daemon", "proxy"}
     for name, state in by_service.items():
         if name == "minio-init":
             assert state["State"] == "exited" and state["ExitCode"] == 0, state
@@ -298,9 +318,19 @@ def test_the_databases_have_their_own_owners(stack):
     assert answer.stdout.split() == [f"dagster|{stack.env['DAGSTER_PG_USER']}", f"mlflow|{stack.env['MLFLOW_PG_USER']}"]
 
 
-def test_mlflow_refuses_unknown_host_headers(stack):
-    answer = requests.get(f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/experiments/search?max_results=1", headers={"Host": "evil.example"}, timeout=10)
-    assert answer.status_code == 403
+def test_only_the_proxy_and_s3_publish_ports_and_every_service_is_hardened(stack):
+    published = {}
+    for container in stack.run("ps", "-q").stdout.split():
+        inspected = json.loads(subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True).stdout)[0]
+        service = inspected["Config"]["Labels"]["com.docker.compose.service"]
+        host = inspected["HostConfig"]
+        published[service] = sorted(binding["HostIp"] + ":" + binding["HostPort"] for bindings in (host["PortBindings"] or {}).values() for binding in bindings)
+        assert "no-new-privileges:true" in (host["SecurityOpt"] or []), service
+        assert host["CapDrop"] == ["ALL"], service
+        assert host["Memory"] > 0, f"{service} has no memory limit"
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}, service
+    assert published["proxy"] == sorted(f"127.0.0.1:{stack.env[port]}" for port in ("DAGSTER_PORT", "MLFLOW_PORT"))
+    assert {service for service, ports in published.items() if ports} == {"proxy", "minio"}
 
 
 # -- a training run ------------------------------------------------------------------------------
@@ -324,12 +354,43 @@ def test_the_run_had_its_own_container_from_the_docker_run_launcher(stack, train
     assert mounts["/home/trainer/.cache"]["RW"] is True  # the shared model cache
     assert "DeviceRequests" not in inspected["HostConfig"] or not inspected["HostConfig"]["DeviceRequests"]
     assert training_run["tags"]["energy_forecast/gpu_granted"] == "false"  # not a GPU job, and no GPU here
+    # hardened like the services (DAGSTER_CONTAINER_CONTEXT)
+    assert "no-new-privileges:true" in inspected["HostConfig"]["SecurityOpt"] and inspected["HostConfig"]["CapDrop"] == ["ALL"]
+    assert inspected["HostConfig"]["LogConfig"]["Config"] == {"max-file": "3", "max-size": "10m"}
+
+
+def test_the_run_had_only_the_credentials_it_needs(stack, training_run):
+    container_id = training_run["tags"]["docker/container_id"]
+    inspected = json.loads(subprocess.run(["docker", "inspect", container_id], capture_output=True, text=True, check=True).stdout)[0]
+    env = dict(item.split("=", 1) for item in inspected["Config"]["Env"])
+    assert env["DAGSTER_PG_USER"] == stack.env["DAGSTER_RUN_PG_USER"] != stack.env["DAGSTER_PG_USER"]
+    assert env["DAGSTER_PG_PASSWORD"] == stack.env["DAGSTER_RUN_PG_PASSWORD"]
+    secrets = {stack.env[name] for name in stack.env if name.endswith(("_PASSWORD", "_SECRET_ACCESS_KEY", "_ACCESS_KEY_ID"))}
+    leaked = sorted(name for name, value in env.items() if value in secrets - {stack.env["DAGSTER_RUN_PG_PASSWORD"]})
+    assert not leaked, f"the run container holds other services' secrets: {leaked}"
+    assert not [name for name in env if name.startswith("AWS_") and name.endswith(("KEY_ID", "ACCESS_KEY"))]
+
+
+def test_the_runs_database_login_changes_rows_only(stack, training_run):
+    def as_runs(database: str, sql: str) -> subprocess.CompletedProcess:
+        dsn = f"host=127.0.0.1 dbname={database} user={stack.env['DAGSTER_RUN_PG_USER']}"
+        return stack.run("exec", "-T", "-e", f"PGPASSWORD={stack.env['DAGSTER_RUN_PG_PASSWORD']}", "postgres",
+                         "psql", "-v", "ON_ERROR_STOP=1", "-At", dsn, "-c", sql, check=False)
+
+    dagster = stack.env["DAGSTER_PG_DB"]
+    counted = as_runs(dagster, f"SELECT count(*) FROM runs WHERE run_id = '{training_run['run_id']}'")
+    assert counted.returncode == 0 and counted.stdout.strip() == "1", counted.stderr
+    for sql in ("CREATE TABLE intruder (id int)", "DROP TABLE runs", "ALTER TABLE runs ADD COLUMN intruder int",
+                "TRUNCATE event_logs", "CREATE TEMP TABLE scratch (id int)"):
+        refused = as_runs(dagster, sql)
+        assert refused.returncode != 0 and ("permission denied" in refused.stderr or "must be owner" in refused.stderr), (sql, refused.stderr)
+    other = as_runs(stack.env["MLFLOW_PG_DB"], "SELECT 1")
+    assert other.returncode != 0 and "permission denied" in other.stderr, other.stderr
 
 
 def test_the_mlflow_run_and_its_metrics_are_visible_from_the_host(stack, training_run):
-    mlflow_url = stack.url("MLFLOW_PORT")
     run_id = training_run["metadata"]["mlflow_run_id"]
-    run = requests.get(f"{mlflow_url}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=30).json()["run"]
+    run = stack.mlflow_get("/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
     tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
     metrics = {metric["key"]: metric["value"] for metric in run["data"]["metrics"]}
     assert run["info"]["status"] == "FINISHED"
@@ -341,7 +402,7 @@ def test_the_mlflow_run_and_its_metrics_are_visible_from_the_host(stack, trainin
         assert tags["data_dvc_md5"] == pointer["outs"][0]["md5"]
     for name in ("test_rmse", "test_mae", "val_rmse", "baseline_seasonal_naive_weekly_test_rmse"):
         assert np.isfinite(metrics[name]), name
-    history = requests.get(f"{mlflow_url}/api/2.0/mlflow/metrics/get-history", params={"run_id": run_id, "metric_key": "test_rmse_by_step_model"}, timeout=30).json()
+    history = stack.mlflow_get("/api/2.0/mlflow/metrics/get-history", run_id=run_id, metric_key="test_rmse_by_step_model")
     assert len(history["metrics"]) == 96
 
 
@@ -353,15 +414,17 @@ def test_artifacts_download_on_the_host(stack, training_run, tmp_path):
         f"tracking_uri='{stack.url('MLFLOW_PORT')}', dst_path=sys.argv[1])\n"
         "print(path)\n"
     )
+    login = {"MLFLOW_TRACKING_USERNAME": stack.login[0], "MLFLOW_TRACKING_PASSWORD": stack.login[1]}  # as `make client-env`
     answer = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **HOST_MLFLOW_CLIENT}, check=False)
+                            env={**os.environ, **HOST_MLFLOW_CLIENT, **login}, check=False)
     assert answer.returncode == 0, answer.stderr[-2000:]
     assert yaml.safe_load(Path(answer.stdout.strip().splitlines()[-1]).read_text())["model"]["type"] == "xgboost"
 
 
 def test_the_model_artifacts_are_in_the_bucket(stack, training_run):
     run_id = training_run["metadata"]["mlflow_run_id"]
-    keys = [item["Key"] for page in stack.s3().get_paginator("list_objects_v2").paginate(Bucket="mlflow") for item in page.get("Contents", [])]
+    serving = stack.s3("serving")  # the read-only key a model server would hold
+    keys = [item["Key"] for page in serving.get_paginator("list_objects_v2").paginate(Bucket="mlflow") for item in page.get("Contents", [])]
     for artifact in ("plots/forecast_vs_actual.png", "predictions/test_forecast.parquet", "config/resolved_config.yaml"):
         assert any(key.endswith(f"{run_id}/artifacts/{artifact}") for key in keys), artifact
     model_files = [key for key in keys if re.search(r"/models/m-[0-9a-f]+/artifacts/", key)]
@@ -415,12 +478,12 @@ def test_gpu_jobs_start_on_a_cpu_only_host_one_at_a_time(stack, training_run):
         assert outcome.tags["energy_forecast/gpu_granted"] == "false"  # no NVIDIA runtime: no device request
         container = json.loads(subprocess.run(["docker", "inspect", outcome.tags["docker/container_id"]], capture_output=True, text=True, check=True).stdout)[0]
         assert not container["HostConfig"].get("DeviceRequests")
-        run = requests.get(f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/runs/get", params={"run_id": outcome.metadata["mlflow_run_id"]}, timeout=30).json()["run"]
+        run = stack.mlflow_get("/api/2.0/mlflow/runs/get", run_id=outcome.metadata["mlflow_run_id"])["run"]
         tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
         assert tags["model_type"] == "chronos2" and tags["device"] == "cpu" and tags["gpu_used"] == "false"
 
 
-def test_dvc_reaches_the_remote_from_the_host_and_from_inside_the_stack(stack, tmp_path):
+def test_dvc_reaches_the_remote_from_the_host_with_its_own_key(stack, tmp_path):
     dvc = Path(sys.executable).parent / "dvc"
     require(dvc.is_file(), "dvc is not installed in this environment (make venv-dev)")
     repo = tmp_path / "repo"
@@ -429,19 +492,173 @@ def test_dvc_reaches_the_remote_from_the_host_and_from_inside_the_stack(stack, t
     subprocess.run([str(dvc), "init", "-q"], cwd=repo, check=True)
     shutil.copyfile(PROJECT_DIR / ".dvc" / "config", repo / ".dvc" / "config")  # the committed remote
     subprocess.run([sys.executable, str(STACK_ENV), "dvc-local", str(stack.env_file), str(repo / ".dvc" / "config.local")], check=True, capture_output=True)
+    assert f"access_key_id = {stack.env['DVC_S3_ACCESS_KEY_ID']}" in (repo / ".dvc" / "config.local").read_text()
     shutil.copyfile(stack.data_dir / DATA_FILE, repo / "data" / DATA_FILE)
     subprocess.run([str(dvc), "add", "-q", f"data/{DATA_FILE}"], cwd=repo, check=True)
     push = subprocess.run([str(dvc), "push"], cwd=repo, capture_output=True, text=True, timeout=120, check=False)
     assert push.returncode == 0, push.stderr
-    pointer = (repo / "data" / f"{DATA_FILE}.dvc").read_text()
+    (repo / "data" / DATA_FILE).unlink()
+    shutil.rmtree(repo / ".dvc" / "cache")
+    pull = subprocess.run([str(dvc), "pull"], cwd=repo, capture_output=True, text=True, timeout=120, check=False)
+    assert pull.returncode == 0, pull.stderr
+    assert file_sha256(repo / "data" / DATA_FILE) == file_sha256(stack.data_dir / DATA_FILE)
 
-    # inside the stack: the trainer image's DVC, endpoint and key from the environment (AWS_ENDPOINT_URL_S3)
+
+def test_the_code_server_holds_no_s3_key(stack):
     script = (
-        'set -e; d=$(mktemp -d); cd "$d"; dvc init --no-scm -q; dvc remote add -q -d stack s3://dvc/energy-forecast; '
-        f"printf '%s' \"$POINTER\" > {DATA_FILE}.dvc; dvc pull -q; sha256sum {DATA_FILE}"
+        "import os, boto3, botocore.exceptions\n"
+        "assert not [k for k in os.environ if k.startswith('AWS_') and k.endswith(('KEY_ID', 'ACCESS_KEY'))], os.environ\n"
+        "try:\n"
+        "    boto3.client('s3', endpoint_url='http://minio:9000', region_name='us-east-1').list_objects_v2(Bucket='mlflow')\n"
+        "except botocore.exceptions.NoCredentialsError:\n"
+        "    print('no credentials')\n"
     )
-    answer = stack.run("exec", "-T", "-e", f"POINTER={pointer}", "code-server", "bash", "-c", script, timeout=120)
-    assert answer.stdout.split()[0] == file_sha256(stack.data_dir / DATA_FILE)
+    answer = stack.run("exec", "-T", "code-server", "python", "-c", script, timeout=120)
+    assert answer.stdout.strip() == "no credentials"
+
+
+# -- access: the proxy ---------------------------------------------------------------------------
+
+NUX_QUERY = {"query": "{ shouldShowNux }"}
+NUX_MUTATION = {"query": "mutation { setNuxSeen }"}
+
+
+def graphql(stack: Stack, body: dict, *, origin: str | None = None, content_type: str = "application/json",
+            auth: bool = True, extra: dict[str, str] | None = None) -> requests.Response:
+    headers = {"Content-Type": content_type, **(extra or {})}
+    if origin is not None:
+        headers["Origin"] = origin
+    return requests.post(f"{stack.url('DAGSTER_PORT')}/graphql", data=json.dumps(body), headers=headers,
+                         auth=stack.login if auth else None, timeout=30)
+
+
+def should_show_nux(stack: Stack) -> bool:
+    answer = graphql(stack, NUX_QUERY)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["shouldShowNux"]
+
+
+def websocket_handshake(stack: Stack, origin: str) -> str:
+    """The status line the proxy answers a websocket upgrade on /graphql with, as a browser sends it."""
+    import base64
+    import socket
+
+    key = base64.b64encode(os.urandom(16)).decode()
+    token = base64.b64encode(":".join(stack.login).encode()).decode()
+    port = int(stack.env["DAGSTER_PORT"])
+    request = (
+        f"GET /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-ws\r\n"
+        f"Origin: {origin}\r\nAuthorization: Basic {token}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request.encode())
+        return connection.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+
+
+def test_the_proxy_refuses_requests_without_the_login(stack):
+    dagster, mlflow = stack.url("DAGSTER_PORT"), stack.url("MLFLOW_PORT")
+    assert requests.get(f"{dagster}/", timeout=10).status_code == 401
+    assert graphql(stack, NUX_QUERY, auth=False).status_code == 401
+    assert requests.post(f"{dagster}/graphql", json=NUX_QUERY, auth=(stack.login[0], "wrong"), timeout=10).status_code == 401
+    assert requests.get(f"{mlflow}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=10).status_code == 401
+    assert requests.get(f"{mlflow}/", auth=("someone", stack.login[1]), timeout=10).status_code == 401
+    # with it, both answer
+    assert requests.get(f"{dagster}/server_info", auth=stack.login, timeout=10).status_code == 200
+    assert stack.mlflow_get("/api/2.0/mlflow/experiments/search", max_results=1) is not None
+
+
+def test_the_dagster_ui_loads_through_the_proxy(stack):
+    page = requests.get(f"{stack.url('DAGSTER_PORT')}/", auth=stack.login, timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    scripts = re.findall(r'src="([^"]+\.js)"', page.text)
+    assert scripts, page.text[:500]
+    asset = requests.get(f"{stack.url('DAGSTER_PORT')}{scripts[0] if scripts[0].startswith('/') else '/' + scripts[0]}", auth=stack.login, timeout=30)
+    assert asset.status_code == 200
+    # the UI's own requests: queries by POST from its origin, subscriptions over a websocket
+    own = f"http://127.0.0.1:{stack.env['DAGSTER_PORT']}"
+    answer = graphql(stack, {"query": "{ version }"}, origin=own, extra={"Sec-Fetch-Site": "same-origin"})
+    assert answer.status_code == 200 and answer.json()["data"]["version"], answer.text
+    assert websocket_handshake(stack, own).startswith("HTTP/1.1 101"), "the UI's websocket did not upgrade"
+    assert websocket_handshake(stack, "http://evil.example").startswith("HTTP/1.1 403")
+    mlflow = requests.get(f"{stack.url('MLFLOW_PORT')}/", auth=stack.login, timeout=30)
+    assert mlflow.status_code == 200 and "<html" in mlflow.text.lower()
+
+
+def test_a_get_mutation_through_the_proxy_changes_nothing(stack, training_run):
+    run_id = training_run["run_id"]
+    mutation = f'mutation {{ deleteRun(runId: "{run_id}") {{ __typename }} }}'
+    answer = requests.get(f"{stack.url('DAGSTER_PORT')}/graphql", params={"query": mutation}, auth=stack.login, timeout=30)
+    assert answer.status_code == 405, answer.text
+    nux = requests.head(f"{stack.url('DAGSTER_PORT')}/graphql", params={"query": NUX_MUTATION["query"]}, auth=stack.login, timeout=30)
+    assert nux.status_code == 405
+    assert stack.dagster.run(run_id)[0] == "SUCCESS"  # the run is still there
+
+
+def test_cross_origin_mutations_are_refused_and_same_origin_ones_succeed(stack):
+    own = f"http://127.0.0.1:{stack.env['DAGSTER_PORT']}"
+    assert should_show_nux(stack) is True
+    refused = [
+        graphql(stack, NUX_MUTATION, origin="http://evil.example"),                       # another site
+        graphql(stack, NUX_MUTATION, origin="null"),                                      # a sandboxed or opaque origin
+        graphql(stack, NUX_MUTATION, origin=f"http://localhost:{int(stack.env['DAGSTER_PORT']) + 1}"),  # another local port
+        graphql(stack, NUX_MUTATION, origin="http://evil.example", content_type="text/plain"),  # a "simple" request
+        graphql(stack, NUX_MUTATION, origin=own, extra={"Sec-Fetch-Site": "cross-site"}),
+    ]
+    assert [answer.status_code for answer in refused] == [403] * len(refused), [answer.text for answer in refused]
+    assert graphql(stack, NUX_MUTATION, origin=own, content_type="text/plain").status_code == 415
+    assert graphql(stack, NUX_MUTATION, content_type="application/x-www-form-urlencoded").status_code == 415
+    assert should_show_nux(stack) is True  # nothing above changed state
+
+    accepted = graphql(stack, NUX_MUTATION, origin=own, extra={"Sec-Fetch-Site": "same-origin"})
+    assert accepted.status_code == 200 and accepted.json()["data"]["setNuxSeen"] is True, accepted.text
+    assert should_show_nux(stack) is False
+
+
+def test_mlflow_refuses_cross_origin_changes_and_unknown_host_headers(stack):
+    mlflow = stack.url("MLFLOW_PORT")
+    create = {"name": f"systest-cors-{uuid.uuid4().hex[:8]}"}
+    foreign = requests.post(f"{mlflow}/api/2.0/mlflow/experiments/create", json=create, auth=stack.login,
+                            headers={"Origin": "http://localhost:8888"}, timeout=30)  # MLflow itself admits any localhost port
+    assert foreign.status_code == 403
+    missing = requests.get(f"{mlflow}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": create["name"]}, auth=stack.login, timeout=30)
+    assert missing.status_code == 404, missing.text
+    own = requests.post(f"{mlflow}/api/2.0/mlflow/experiments/create", json=create, auth=stack.login,
+                        headers={"Origin": f"http://127.0.0.1:{stack.env['MLFLOW_PORT']}"}, timeout=30)
+    assert own.status_code == 200, own.text
+    rebinding = requests.get(f"{mlflow}/api/2.0/mlflow/experiments/search?max_results=1", headers={"Host": "evil.example"}, auth=stack.login, timeout=10)
+    assert rebinding.status_code == 421
+    assert requests.get(f"{stack.url('DAGSTER_PORT')}/server_info", headers={"Host": "evil.example"}, auth=stack.login, timeout=10).status_code == 421
+
+
+# -- access: S3 keys -----------------------------------------------------------------------------
+
+
+def denied(call, **kwargs) -> bool:
+    try:
+        call(**kwargs)
+    except botocore.exceptions.ClientError as error:
+        return error.response["Error"]["Code"] in ("AccessDenied", "403")
+    return False
+
+
+def test_each_s3_key_is_refused_outside_its_bucket(stack, training_run):
+    for role, own, other in (("mlflow", "mlflow", "dvc"), ("dvc", "dvc", "mlflow"), ("serving", "mlflow", "dvc")):
+        s3 = stack.s3(role)
+        s3.list_objects_v2(Bucket=own, MaxKeys=1)
+        assert denied(s3.list_objects_v2, Bucket=other, MaxKeys=1), f"{role} may list {other}"
+        assert denied(s3.put_object, Bucket=other, Key=f"from-{role}.txt", Body=b"x"), f"{role} may write to {other}"
+        assert denied(s3.create_bucket, Bucket=f"{role}-made-this"), f"{role} may create buckets"
+    serving = stack.s3("serving")
+    some_key = serving.list_objects_v2(Bucket="mlflow", MaxKeys=1)["Contents"][0]["Key"]
+    serving.get_object(Bucket="mlflow", Key=some_key)
+    assert denied(serving.put_object, Bucket="mlflow", Key="from-serving.txt", Body=b"x"), "the serving key may write"
+    assert denied(serving.delete_object, Bucket="mlflow", Key=some_key), "the serving key may delete"
+    serving.head_object(Bucket="mlflow", Key=some_key)  # still there
+    unknown = boto3.client("s3", endpoint_url=stack.url("MINIO_API_PORT"), region_name="us-east-1",
+                           aws_access_key_id="AKIAUNKNOWNKEY000000", aws_secret_access_key="not-a-secret")
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidAccessKeyId"):
+        unknown.list_objects_v2(Bucket="mlflow")
 
 
 def test_idle_memory_of_the_whole_stack(stack, training_run):

@@ -7,6 +7,7 @@ not catch a reference to an undefined network, volume, secret or service; the te
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -79,7 +80,7 @@ def depends_on(service: dict) -> dict[str, str]:
 
 def test_the_stack_has_its_dockerfiles():
     found = {path.relative_to(PROJECT_DIR).as_posix() for path in DOCKERFILES}
-    assert {"services/mlflow/Dockerfile", "services/dagster/Dockerfile", "services/trainer/Dockerfile"} <= found
+    assert {"services/mlflow/Dockerfile", "services/dagster/Dockerfile", "services/trainer/Dockerfile", "services/proxy/Dockerfile"} <= found
     assert {"tests/system/images/postgres/Dockerfile", "tests/system/images/s3/Dockerfile"} <= found
 
 
@@ -155,22 +156,90 @@ def test_postgres_publishes_no_port():
     assert "ports" not in compose()["services"]["postgres"]
 
 
+def test_the_uis_are_published_only_through_the_proxy():
+    services = compose()["services"]
+    assert "ports" not in services["dagster-webserver"] and "ports" not in services["mlflow"]
+    proxy = services["proxy"]
+    assert proxy["ports"] == ["127.0.0.1:${DAGSTER_PORT:-3000}:3000", "127.0.0.1:${MLFLOW_PORT:-5000}:5000"]
+    assert proxy["environment"]["PROXY_USER"].startswith("${PROXY_USER:?")
+    assert proxy["environment"]["PROXY_PASSWORD"].startswith("${PROXY_PASSWORD:?")
+    assert depends_on(proxy) == {"dagster-webserver": "service_healthy", "mlflow": "service_healthy"}
+    # the allowed origins follow the published ports unless set
+    assert proxy["environment"]["DAGSTER_PORT"] == "${DAGSTER_PORT:-3000}" and proxy["environment"]["MLFLOW_PORT"] == "${MLFLOW_PORT:-5000}"
+
+
+def test_the_proxy_checks_origins_and_graphql_methods_before_the_login():
+    conf = (PROJECT_DIR / "services" / "proxy" / "nginx.conf").read_text()
+    assert conf.count("auth_basic_user_file /run/proxy/htpasswd;") == 2  # Dagster and MLflow
+    assert '"POST:0" 1;' in conf and '"GET:1" 1;' in conf  # /graphql: POST, or GET as a websocket upgrade
+    assert "application/json" in conf and "return 415" in conf and "return 405" in conf
+    assert "$http_sec_fetch_site" in conf and conf.count("return 403") == 2
+    entrypoint = (PROJECT_DIR / "services" / "proxy" / "entrypoint.sh").read_text()
+    assert "openssl passwd -6 -stdin" in entrypoint  # the password never appears on a command line
+    assert "htpasswd" not in {path.name for path in (PROJECT_DIR / "services" / "proxy").iterdir()}
+
+
+HARDENED_CAPS_FOR = {"postgres": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}}
+"""Capabilities added back after ``cap_drop: [ALL]``: the postgres entrypoint owns its data
+directory as root, then drops to the ``postgres`` user. Nothing else gets any."""
+
+
+def test_every_service_is_hardened_with_limits_and_rotated_logs():
+    for name, service in compose()["services"].items():
+        assert service.get("security_opt") == ["no-new-privileges:true"], name
+        assert service.get("cap_drop") == ["ALL"], name
+        assert set(service.get("cap_add", [])) <= HARDENED_CAPS_FOR.get(name, set()), f"{name}: {service.get('cap_add')}"
+        assert re.fullmatch(r"\d+[mg]", str(service.get("mem_limit", ""))), f"{name} has no memory limit"
+        logging = service.get("logging", {})
+        assert logging.get("driver") == "json-file" and {"max-size", "max-file"} <= set(logging.get("options", {})), name
+
+
+def test_run_containers_get_the_same_hardening():
+    code_server = compose()["services"]["code-server"]
+    text = re.sub(r"\$\{COMPOSE_PROJECT_NAME\}", "energy-forecast", code_server["environment"]["DAGSTER_CONTAINER_CONTEXT"])
+    kwargs = json.loads(text)["docker"]["container_kwargs"]
+    assert kwargs["security_opt"] == ["no-new-privileges:true"] and kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["log_config"]["type"] == "json-file" and {"max-size", "max-file"} <= set(kwargs["log_config"]["config"])
+
+
 def with_defaults(text: str) -> str:
     """``${NAME:-default}`` -> ``default``; ``${NAME}`` -> ``NAME``."""
     return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: m.group(2) if m.group(2) is not None else m.group(1), text)
 
 
-def test_images_are_pinned_by_tag():
+DIGEST = re.compile(r"^[\w./-]+@sha256:[0-9a-f]{64}$")
+
+
+def test_pulled_images_are_pinned_by_digest_with_their_tag_in_a_comment_and_built_ones_by_tag():
+    text = COMPOSE_FILE.read_text()
+    example = ENV_EXAMPLE.read_text()
     for name, service in compose()["services"].items():
         image = with_defaults(service["image"])
-        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{name}: {service['image']}"
+        if "build" in service:
+            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{name}: {service['image']}"
+            continue
+        assert DIGEST.match(image), f"{name}: {image} is not pinned by digest"
+        repository = image.split("@", 1)[0]
+        comment = re.search(r"#\s*(\S+)\n\s*image: " + re.escape(service["image"]), text)
+        assert comment and comment.group(1).startswith(repository + ":"), f"{name}: no '# {repository}:<tag>' above its image"
+        variable = re.match(r"\$\{(\w+)", service["image"]).group(1)
+        assert re.search(rf"^# {re.escape(comment.group(1))}\n{variable}={re.escape(image)}$", example, re.MULTILINE), \
+            f".env.example: {variable} is not {image} under '# {comment.group(1)}'"
+
+
+OPTIONAL = re.compile(r"^# ([A-Z][A-Z0-9_]*)=\S", re.MULTILINE)
+"""Optional settings, documented in .env.example as a commented example (``# NAME=value``)."""
 
 
 def test_every_variable_the_compose_files_use_is_in_env_example():
-    example = {line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line and not line.startswith("#")}
+    text = ENV_EXAMPLE.read_text()
+    example = {line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    optional = set(OPTIONAL.findall(text))
     used = set(VARIABLE.findall(COMPOSE_FILE.read_text() + TEST_OVERRIDE.read_text()))
-    missing = used - example - SET_BY_COMPOSE_OR_MAKE
+    missing = used - example - optional - SET_BY_COMPOSE_OR_MAKE
     assert not missing, f"not in .env.example: {sorted(missing)}"
+    for name in optional:  # optional ones must be optional in Compose too
+        assert re.search(r"\$\{" + name + r":-\}", COMPOSE_FILE.read_text()), f"{name} is optional in .env.example but required by Compose"
 
 
 def test_secrets_come_from_the_environment_not_from_the_compose_file():
@@ -265,9 +334,45 @@ def test_runs_get_what_the_instance_and_training_need(instance_env):
     launcher = yaml.safe_load(DAGSTER_YAML.read_text())["run_launcher"]["config"]
     daemon_env = compose()["services"]["dagster-daemon"]["environment"]
     referenced = set(re.findall(r"\{env: (\w+)\}", DAGSTER_YAML.read_text()))
-    assert referenced <= set(launcher["env_vars"]), "run workers rebuild the instance: they need its variables"
-    for name in launcher["env_vars"]:
+    given = set(launcher["env_vars"]) | set(launcher["run_env_from"])
+    assert referenced <= given, "run workers rebuild the instance: they need its variables"
+    for name in [*launcher["env_vars"], *launcher["run_env_from"].values()]:
         assert name in daemon_env, f"{name} is forwarded to runs but the daemon does not have it"
+
+
+def test_runs_get_their_own_database_login_and_no_s3_key():
+    launcher = yaml.safe_load(DAGSTER_YAML.read_text())["run_launcher"]["config"]
+    assert launcher["run_env_from"] == {"DAGSTER_PG_USER": "DAGSTER_RUN_PG_USER", "DAGSTER_PG_PASSWORD": "DAGSTER_RUN_PG_PASSWORD"}
+    assert not {"DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD"} & set(launcher["env_vars"])  # never the owner's
+    assert not [name for name in launcher["env_vars"] if name.startswith("AWS_")]
+    services = compose()["services"]
+    for name in ("code-server", "dagster-daemon", "dagster-webserver"):
+        assert not [key for key in services[name]["environment"] if key.startswith("AWS_")], f"{name} holds an S3 key"
+    assert "DAGSTER_RUN_PG_PASSWORD" not in services["dagster-webserver"]["environment"]  # only the launching daemon
+    example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    assert example["DAGSTER_RUN_PG_USER"] != example["DAGSTER_PG_USER"]
+
+
+POLICIES = PROJECT_DIR / "infra" / "minio" / "policies"
+ROLE_KEYS = {"mlflow": "MLFLOW_S3_ACCESS_KEY_ID", "dvc": "DVC_S3_ACCESS_KEY_ID", "serving": "SERVING_S3_ACCESS_KEY_ID"}
+
+
+def test_one_s3_key_per_role_each_with_its_own_policy_file():
+    assert sorted(path.stem for path in POLICIES.glob("*.json")) == sorted(ROLE_KEYS)
+    init = (PROJECT_DIR / "infra" / "minio" / "init.sh").read_text()
+    services = compose()["services"]
+    for role, key in ROLE_KEYS.items():
+        policy = json.loads((POLICIES / f"{role}.json").read_text())
+        resources = {resource for statement in policy["Statement"] for resource in statement["Resource"]}
+        bucket = "mlflow" if role == "serving" else role
+        assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}, f"{role}: {sorted(resources)}"
+        assert f'grant {role} "${key}"' in init, f"infra/minio/init.sh does not grant {role} to {key}"
+        assert key in services["minio-init"]["environment"]
+    serving_actions = {action for statement in json.loads((POLICIES / "serving.json").read_text())["Statement"] for action in statement["Action"]}
+    assert not [action for action in serving_actions if action.startswith(("s3:Put", "s3:Delete", "s3:Abort"))]
+    assert services["mlflow"]["environment"]["AWS_ACCESS_KEY_ID"] == "${MLFLOW_S3_ACCESS_KEY_ID:?set MLFLOW_S3_ACCESS_KEY_ID in .env}"
+    stand_in = compose(TEST_OVERRIDE)["services"]["minio"]
+    assert "./infra/minio:/init:ro" in stand_in["volumes"]  # the stand-in reads the same policy files
 
 
 def test_compose_resolves_the_files_with_the_example_settings():

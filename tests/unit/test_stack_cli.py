@@ -161,3 +161,69 @@ def test_make_launch_validates_before_launching():
     answer = make("launch", "CONFIG=configs/training/no_such_model.yaml", f"ENV_FILE={PROJECT_DIR}/.env.example")
     assert answer.returncode != 0
     assert "config file not found" in answer.stderr and "Nothing was launched" in answer.stderr
+
+
+class _LoginChecker:
+    """A stand-in for the stack's proxy: 401 unless the request carries the expected basic-auth login."""
+
+    def __init__(self, user: str, password: str) -> None:
+        import base64
+        import http.server
+        import threading
+
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.seen: list[str | None] = []
+        checker = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                checker.seen.append(self.headers.get("Authorization"))
+                ok = self.headers.get("Authorization") == expected
+                body = b'{"errors": [{"message": "behind the login"}]}' if ok else b"login required"
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def proxy_stand_in():
+    checker = _LoginChecker("alice", "s3cret")
+    yield checker
+    checker.close()
+
+
+def launch_at(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("PROXY_USER", "PROXY_PASSWORD")}
+    return subprocess.run([sys.executable, "-m", "pipelines.launch", "configs/training/xgboost.yaml", "--dagster-url", url, *args],
+                          capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120, env={**clean, **(env or {})}, check=False)
+
+
+def test_launch_sends_the_proxys_login_from_the_env_file(proxy_stand_in, tmp_path):
+    env_file = tmp_path / "stack.env"
+    env_file.write_text("PROXY_USER=alice\nPROXY_PASSWORD=s3cret\n")
+    answer = launch_at(proxy_stand_in.url, "--env-file", str(env_file))
+    assert answer.returncode == 1 and "behind the login" in answer.stderr  # got past the proxy
+    assert proxy_stand_in.seen and proxy_stand_in.seen[0].startswith("Basic ")
+
+
+def test_when_the_login_is_wrong_or_missing_then_launch_says_which_variables_to_check(proxy_stand_in, tmp_path):
+    env_file = tmp_path / "stack.env"
+    env_file.write_text("PROXY_USER=alice\nPROXY_PASSWORD=wrong\n")
+    wrong = launch_at(proxy_stand_in.url, "--env-file", str(env_file))
+    assert wrong.returncode == 1 and "refused the login: PROXY_USER / PROXY_PASSWORD" in wrong.stderr
+    missing = launch_at(proxy_stand_in.url, "--env-file", str(tmp_path / "absent.env"))
+    assert missing.returncode == 1 and "(missing)" in missing.stderr
+    from_environment = launch_at(proxy_stand_in.url, "--env-file", str(env_file), env={"PROXY_PASSWORD": "s3cret"})
+    assert "behind the login" in from_environment.stderr  # the environment wins over the file

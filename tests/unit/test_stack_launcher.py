@@ -131,3 +131,31 @@ def test_a_recorded_decision_is_kept_for_the_runs_lifetime(docker_host, instance
 def test_an_unknown_gpu_mode_is_rejected_with_the_choices():
     with pytest.raises(ValueError, match="auto, on, off"):
         GpuAwareDockerRunLauncher(gpu="sometimes")
+
+
+# -- the runs' own credentials -------------------------------------------------------------------
+
+
+def test_runs_get_their_own_login_in_place_of_the_daemons(monkeypatch, instance):
+    monkeypatch.setenv("DAGSTER_PG_USER", "owner")
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "owner-secret")
+    monkeypatch.setenv("DAGSTER_RUN_PG_USER", "runs")
+    monkeypatch.setenv("DAGSTER_RUN_PG_PASSWORD", "runs-secret")
+    made = launcher(instance, env_vars=["DAGSTER_PG_HOST=postgres"],
+                    run_env_from={"DAGSTER_PG_USER": "DAGSTER_RUN_PG_USER", "DAGSTER_PG_PASSWORD": "DAGSTER_RUN_PG_PASSWORD"})
+    env = dict(entry.split("=", 1) for entry in made.get_container_context(a_run(instance, None)).env_vars)
+    assert env == {"DAGSTER_PG_HOST": "postgres", "DAGSTER_PG_USER": "runs", "DAGSTER_PG_PASSWORD": "runs-secret"}
+    assert "owner-secret" not in env.values()
+
+
+def test_when_the_runs_login_is_missing_then_the_launch_fails_naming_it(monkeypatch, instance):
+    monkeypatch.delenv("DAGSTER_RUN_PG_PASSWORD", raising=False)
+    made = launcher(instance, run_env_from={"DAGSTER_PG_PASSWORD": "DAGSTER_RUN_PG_PASSWORD"})
+    assert made.get_container_context(a_run(instance, None)).env_vars == []  # terminating needs none of it
+    with pytest.raises(ValueError, match="DAGSTER_RUN_PG_PASSWORD not set"):
+        made.run_env(required=True)
+
+
+def test_a_variable_in_both_env_vars_and_run_env_from_is_rejected():
+    with pytest.raises(ValueError, match="DAGSTER_PG_USER in both env_vars and run_env_from"):
+        GpuAwareDockerRunLauncher(env_vars=["DAGSTER_PG_USER"], run_env_from={"DAGSTER_PG_USER": "DAGSTER_RUN_PG_USER"})

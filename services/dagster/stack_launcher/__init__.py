@@ -14,21 +14,31 @@ container creation fail. This subclass decides per run, at launch time:
 The decision is written to the run's event log and as the run tag ``energy_forecast/gpu_granted``.
 The queue (``tag_concurrency_limits`` in ``dagster.yaml``) keeps at most one GPU run at a time.
 
+It also gives runs credentials of their own. A run rebuilds the Dagster instance from its config
+and reads the same variables the daemon reads (``DAGSTER_PG_USER``, ``DAGSTER_PG_PASSWORD``), so
+``env_vars`` would hand it the daemon's, the database owner's. ``run_env_from`` sets such a variable
+in the run container from ANOTHER variable of the launcher's environment instead (the runs' own,
+DML-only login); it is read when the run launches, so the webserver, which also builds this
+launcher (to terminate runs), needs none of it.
+
 Configured in ``dagster.yaml`` like ``DockerRunLauncher``, plus::
 
     gpu: auto | on | off     # default auto (StringSource: {env: DAGSTER_RUN_GPU} works)
     gpu_tag: energy_forecast/gpu
     gpu_count: -1            # GPUs per run (-1: all)
+    run_env_from:            # variable in the run container: variable of the launcher's environment
+      DAGSTER_PG_USER: DAGSTER_RUN_PG_USER
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import docker
 import docker.errors
-from dagster import Field, IntSource, StringSource
+from dagster import Field, IntSource, Map, StringSource
 from dagster._core.launcher.base import LaunchRunContext, ResumeRunContext
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes.config_class import ConfigurableClassData
@@ -64,6 +74,7 @@ class GpuAwareDockerRunLauncher(DockerRunLauncher):
         gpu: str = "auto",
         gpu_tag: str = DEFAULT_GPU_TAG,
         gpu_count: int = -1,
+        run_env_from: Mapping[str, str] | None = None,
         **docker_config: Any,
     ) -> None:
         mode = str(gpu).strip().lower()
@@ -72,6 +83,14 @@ class GpuAwareDockerRunLauncher(DockerRunLauncher):
         self.gpu_mode = mode
         self.gpu_tag = gpu_tag
         self.gpu_count = int(gpu_count)
+        self.run_env_from = dict(run_env_from or {})
+        forwarded = {name.split("=", 1)[0] for name in docker_config.get("env_vars") or []}
+        both = sorted(forwarded & set(self.run_env_from))
+        if both:
+            raise ValueError(
+                f"run_launcher.config: {', '.join(both)} in both env_vars and run_env_from; a run gets one value: "
+                "keep it in run_env_from only"
+            )
         self._host_runtimes: frozenset[str] | None = None
         super().__init__(inst_data=inst_data, **docker_config)
 
@@ -92,6 +111,12 @@ class GpuAwareDockerRunLauncher(DockerRunLauncher):
                 description="runs whose tag of this name is 'true' benefit from a GPU",
             ),
             "gpu_count": Field(IntSource, is_required=False, default_value=-1, description="GPUs per run; -1 for all"),
+            "run_env_from": Field(
+                Map(str, str),
+                is_required=False,
+                default_value={},
+                description="variables set in each run container from other variables of the launcher's environment",
+            ),
         }
 
     @classmethod
@@ -134,10 +159,25 @@ class GpuAwareDockerRunLauncher(DockerRunLauncher):
     def device_requests(self) -> list[dict[str, Any]]:
         return [{"driver": NVIDIA_RUNTIME, "count": self.gpu_count, "capabilities": [["gpu"]]}]
 
+    # -- the runs' own credentials ----------------------------------------------------------------
+
+    def run_env(self, *, required: bool) -> list[str]:
+        """``NAME=value`` for each ``run_env_from`` entry whose source is set; all must be when launching."""
+        missing = sorted(source for source in self.run_env_from.values() if not os.environ.get(source))
+        if missing and required:
+            raise ValueError(
+                f"run_launcher.config.run_env_from: {', '.join(missing)} not set in the launcher's environment "
+                "(the daemon's; see docker-compose.yml and .env): the run would get no credentials of its own"
+            )
+        return [f"{name}={os.environ[source]}" for name, source in self.run_env_from.items() if os.environ.get(source)]
+
     # -- DockerRunLauncher hooks -------------------------------------------------------------------
 
     def get_container_context(self, dagster_run: DagsterRun) -> DockerContainerContext:
         context = super().get_container_context(dagster_run)
+        run_env = self.run_env(required=False)
+        if run_env:  # after env_vars and the code location's: these values win
+            context = context.merge(DockerContainerContext(env_vars=run_env))
         granted = dagster_run.tags.get(GPU_GRANTED_TAG)
         if granted is None:  # not launched yet: decide now
             granted = str(self.gpu_decision(dagster_run).granted).lower()
@@ -152,9 +192,11 @@ class GpuAwareDockerRunLauncher(DockerRunLauncher):
         return self._instance.get_run_by_id(run.run_id) or run
 
     def launch_run(self, context: LaunchRunContext) -> None:
+        self.run_env(required=True)
         run = self._record_decision(context.dagster_run)
         super().launch_run(context._replace(dagster_run=run))
 
     def resume_run(self, context: ResumeRunContext) -> None:
+        self.run_env(required=True)
         run = self._record_decision(context.dagster_run)
         super().resume_run(context._replace(dagster_run=run))
