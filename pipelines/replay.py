@@ -72,8 +72,9 @@ class Loop:
     def execute(self, sensor: str, request: dg.RunRequest) -> bool:
         job = self.defs.resolve_job_def(request.job_name or self._only_job(sensor))
         started = time.perf_counter()
+        run_config = {**(request.run_config or {}), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
         result = job.execute_in_process(
-            instance=self.instance, partition_key=request.partition_key, run_config=request.run_config or None,
+            instance=self.instance, partition_key=request.partition_key, run_config=run_config,
             tags={**request.tags, "energy_forecast/replay": "true"}, raise_on_error=False,
         )
         entry = {"job": job.name, "partition": request.partition_key, "run_id": result.run_id, "success": result.success, "seconds": round(time.perf_counter() - started, 2)}
