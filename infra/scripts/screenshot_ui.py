@@ -24,9 +24,11 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--url", default="http://127.0.0.1:3000/asset-groups", help="the page: the global asset lineage by default")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
-    parser.add_argument("--width", type=int, default=1600)
-    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--width", type=int, default=1700)
+    parser.add_argument("--height", type=int, default=1300)
     parser.add_argument("--wait", type=float, default=6.0, help="seconds for the graph to lay itself out")
+    parser.add_argument("--collapsed", action="store_true", help="keep the asset groups collapsed (default: expand them all, Alt+E)")
+    parser.add_argument("--zoom-out", type=int, default=5, help="clicks on the graph's zoom-out button before the shot")
     args = parser.parse_args()
     try:
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -44,6 +46,16 @@ def main() -> None:
                 break
             except PlaywrightTimeout:
                 continue
+        if not args.collapsed:
+            page.mouse.click(args.width // 2, args.height // 3)  # focus the graph
+            page.keyboard.press("Alt+e")  # the graph's "Expand all groups" (kept in the browser's storage)
+            page.wait_for_timeout(1500)
+            page.reload(wait_until="networkidle")
+        page.get_by_role("button", name="Hide navigation").click(timeout=5000)
+        page.wait_for_timeout(1000)
+        for _ in range(args.zoom_out):  # the graph's own zoom-out button, bottom right
+            page.mouse.click(args.width - 27, args.height - 150)
+            page.wait_for_timeout(300)
         page.wait_for_timeout(args.wait * 1000)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.output), full_page=False)

@@ -8,10 +8,10 @@ also keeps its own history of materializations (MLflow run, registered version, 
 
 ::
 
-    meter_readings --> models/xgboost --(beats_seasonal_naive, blocking)--> promotion/xgboost
-                   --> models/lightgbm ...                                  promotion/lightgbm
-                   models/xgboost, models/lightgbm, models/catboost --> models/stacking --> promotion/stacking
-                   models/* --> leaderboard
+    meter_readings --> model_xgboost --(beats_seasonal_naive, blocking)--> promotion_xgboost
+                   --> model_lightgbm ...                                  promotion_lightgbm
+                   model_xgboost, model_lightgbm, model_catboost --> model_stacking --> promotion_stacking
+                   model_* --> leaderboard
 
 A model asset trains, backtests, logs and registers its YAML's model as ``challenger``; its
 blocking check requires the validation RMSE to beat the weekly seasonal naive by the operations
@@ -58,11 +58,11 @@ class ModelAssetConfig(dg.Config):
 
 
 def model_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["models", name])
+    return dg.AssetKey(f"model_{name}")
 
 
 def promotion_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["promotion", name])
+    return dg.AssetKey(f"promotion_{name}")
 
 
 def training_config(path: Path, data: str, operations: OperationsConfig) -> TrainingConfig:

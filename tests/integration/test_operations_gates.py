@@ -92,9 +92,9 @@ def test_the_blocking_check_decides_whether_a_new_model_may_be_promoted(min_skil
     with dg.DagsterInstance.get() as instance:
         result = materialize_models(definitions, instance)
 
-        model_events = instance.get_latest_materialization_event(dg.AssetKey(["models", "xgboost_small"]))
-        promotion_events = instance.get_latest_materialization_event(dg.AssetKey(["promotion", "xgboost_small"]))
-        check = instance.event_log_storage.get_latest_asset_check_execution_by_key([dg.AssetCheckKey(dg.AssetKey(["models", "xgboost_small"]), "beats_seasonal_naive")])
+        model_events = instance.get_latest_materialization_event(dg.AssetKey("model_xgboost_small"))
+        promotion_events = instance.get_latest_materialization_event(dg.AssetKey("promotion_xgboost_small"))
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key([dg.AssetCheckKey(dg.AssetKey("model_xgboost_small"), "beats_seasonal_naive")])
     assert model_events is not None  # trained, logged and registered either way
     record = next(iter(check.values()))
     aliases = MlflowClient().get_registered_model("steel_industry-day_ahead").aliases
