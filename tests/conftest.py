@@ -8,6 +8,7 @@ Tests that need a service (PostgreSQL, Docker) or the real data call :func:`requ
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,20 @@ def real_data_path() -> Path | None:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def unpinned_data() -> Iterator[None]:
+    """Tests point the steel data YAML at synthetic files (DATA_PATH): the YAML pins the UCI file's
+    sha256, so the pin is lifted for the session (DATA_SHA256 set and empty). The test of the pin
+    itself removes the variable."""
+    previous = os.environ.get("DATA_SHA256")
+    os.environ["DATA_SHA256"] = ""
+    yield
+    if previous is None:
+        os.environ.pop("DATA_SHA256", None)
+    else:
+        os.environ["DATA_SHA256"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -132,9 +132,9 @@ class Covariate(StrictModel):
 
 
 class DataConfig(StrictModel):
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="names registered models ({data}-{task}): letters, digits, _ . -")
     path: Path
-    sha256: str | None = Field(default=None, description="expected sha256 of the file, if pinned")
+    sha256: str | None = Field(default=None, description="expected sha256 of the file, if pinned: a different file is refused")
     encoding: str = "utf-8-sig"
     timestamp: TimestampSpec
     target: str
@@ -151,6 +151,26 @@ class DataConfig(StrictModel):
         "are rejected",
     )
     covariates: list[Covariate] = Field(default_factory=list)
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256_is_hex(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(r"[0-9a-f]{64}", value.strip().lower()):
+            raise ValueError(f"'{value}' is not a sha256 (64 hex digits); leave it empty to pin nothing")
+        return value.strip().lower()
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"'{value}' is not an encoding Python knows (e.g. utf-8, utf-8-sig, latin-1, cp1252)") from None
+        return value
 
     @field_validator("frequency")
     @classmethod
@@ -516,38 +536,86 @@ class TrainingConfig(StrictModel):
 # loading
 # --------------------------------------------------------------------------------------------
 
-_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<operator>:?-)(?P<default>[^}]*))?\}")
+MAX_YAML_DEPTH = 40
+"""Nesting deeper than this is refused (no config needs it; it only costs recursion)."""
 
 
-def _expand_env(text: str, source: Path) -> str:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` with environment values."""
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing duplicate keys (the last one would silently win) and absurd nesting."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"duplicate key {key!r} (first at line {seen[key].line + 1}): the last one would silently win",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _interpolate(value: Any, source: Path, where: str = "") -> Any:
+    """``${VAR}``, ``${VAR:-default}`` (unset or empty: default) and ``${VAR-default}`` (unset:
+    default) in string VALUES, after parsing: an environment value is text in its field, it can never
+    change the document's structure, and references inside comments are never read."""
+    if isinstance(value, dict):
+        return {key: _interpolate(item, source, f"{where}.{key}" if where else str(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, source, f"{where}.{position}") for position, item in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
 
     def substitute(match: re.Match[str]) -> str:
-        name, default = match.group("name"), match.group("default")
-        value = os.environ.get(name)
-        if value:
-            return value
-        if default is not None:
-            return default
-        raise ConfigError(f"{source}: ${{{name}}} is used but the environment variable {name} is not set")
+        name, operator, default = match.group("name"), match.group("operator"), match.group("default")
+        current = os.environ.get(name)
+        if operator == ":-":
+            return current if current else default
+        if operator == "-":
+            return current if current is not None else default
+        if current is None:
+            raise ConfigError(f"{source}: {where}: ${{{name}}} is used but the environment variable {name} is not set")
+        return current
 
-    return _ENV_REFERENCE.sub(substitute, text)
+    return _ENV_REFERENCE.sub(substitute, value)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read one YAML mapping, expanding environment references."""
+    """Read one YAML mapping: UTF-8, no duplicate keys, environment references expanded in values.
+
+    Raises:
+        ConfigError: the file is missing, not UTF-8, not YAML, not a mapping, has a duplicate key or
+            names an unset variable; the message names the file (and the line or field).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        loaded = yaml.safe_load(_expand_env(path.read_text(encoding="utf-8"), path))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); save it as UTF-8") from None
+    try:
+        loaded = yaml.load(text, Loader=_StrictLoader)  # noqa: S506  (a SafeLoader subclass)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
-    return loaded
+    return _interpolate(loaded, path)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -573,6 +641,8 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
     for section in _FILE_REFERENCES:  # a path is relative to the file that wrote it
         if isinstance(raw.get(section), str):
             raw[section] = str((path.parent / raw[section]).resolve())
+    if isinstance(raw.get("data"), dict):  # an inline data section: its CSV path too
+        _resolve_relative(raw["data"], "path", path.parent)
     members = ((raw.get("model") or {}).get("params") or {}).get("members") if isinstance(raw.get("model"), dict) else None
     for member in members if isinstance(members, list) else []:  # ensemble members written as another training YAML
         if isinstance(member, dict) and isinstance(member.get("config"), str) and "type" not in member:
@@ -645,10 +715,19 @@ def _validate(model: type[StrictModel], raw: dict[str, Any], source: Path) -> An
         raise ConfigError(format_validation_error(error, source, model)) from None
 
 
+def _resolve_relative(raw: dict[str, Any], key: str, base: Path) -> None:
+    value = raw.get(key)
+    if isinstance(value, str) and value and not value.startswith("s3://") and not Path(value).expanduser().is_absolute():
+        raw[key] = str((base / Path(value).expanduser()).resolve())
+
+
 def load_data_config(path: Path | str) -> DataConfig:
-    """Load a data YAML. A relative ``path:`` inside it is resolved against the working directory."""
+    """Load a data YAML. A relative ``path:`` inside it is relative to the YAML's folder, like every
+    other path a config names (``data:``, ``task:``, ``extends:``)."""
     path = Path(path)
-    return _validate(DataConfig, read_yaml(path), path)
+    raw = read_yaml(path)
+    _resolve_relative(raw, "path", path.parent)
+    return _validate(DataConfig, raw, path)
 
 
 def load_task_config(path: Path | str) -> TaskConfig:

@@ -10,7 +10,7 @@ import yaml
 from energy_forecast.config import ConfigError, load_comparison_config
 from energy_forecast.models import model_class
 from energy_forecast.training import load_config
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, PROJECT_DIR
 
 TRAINING_CONFIGS = sorted(p for p in (CONFIGS / "training").glob("*.yaml") if not p.name.startswith("_"))
 
@@ -104,7 +104,7 @@ def test_when_data_path_is_in_the_environment_then_it_is_used(tmp_path, monkeypa
     monkeypatch.setenv("DATA_PATH", str(tmp_path / "elsewhere.csv"))
     assert load_config(CONFIGS / "training" / "xgboost.yaml").data.path == tmp_path / "elsewhere.csv"
     monkeypatch.delenv("DATA_PATH")
-    assert load_config(CONFIGS / "training" / "xgboost.yaml").data.path == Path("data/raw/Steel_industry_data.csv")
+    assert load_config(CONFIGS / "training" / "xgboost.yaml").data.path == PROJECT_DIR / "data" / "raw" / "Steel_industry_data.csv"  # relative to the data YAML
 
 
 def test_when_extends_forms_a_cycle_then_the_chain_is_reported(tmp_path):

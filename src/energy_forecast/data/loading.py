@@ -236,7 +236,11 @@ def load_series(config: DataConfig) -> SeriesData:
         if covariate.kind == "categorical":
             values[covariate.name] = pd.Categorical(values[covariate.name], categories=sorted(values[covariate.name].unique()))
     if config.sha256 and sha256 != config.sha256:
-        logger.warning("%s: sha256 %s differs from the pinned %s", config.path, sha256, config.sha256)
+        raise DataValidationError(
+            f"{config.path}: sha256 {sha256} differs from the data YAML's pinned sha256 {config.sha256}: "
+            "not the file this data set names; point the YAML (or DATA_PATH) at the right file, or update the pin "
+            "(DATA_SHA256= pins nothing)"
+        )
     logger.info(
         "%s: %d rows from %s to %s (interval starts), sha256 %s…",
         config.path, len(values), values.index[0], values.index[-1], sha256[:12],
