@@ -7,7 +7,9 @@
     energy-forecast forecast [--origin 2019-01-01]
 
 Runs are recorded in ``$DAGSTER_HOME`` (``make`` sets ``.dagster/``), so ``make dev`` shows them.
-Bad input exits with status 2 and a one-paragraph message, before any run is launched.
+Bad input (a config, the data, the device, the weights) exits with status 2 and one message naming
+the file and field, before any run is launched and before anything is written; ``--debug`` adds
+the stack trace. ``validate`` runs every check ``train`` runs before fitting.
 """
 
 import argparse
@@ -27,15 +29,18 @@ from energy_forecast.config import (
 )
 from energy_forecast.contract import describe_lookback
 from energy_forecast.data.ahead import KnownFutureError
-from energy_forecast.data.loading import DataValidationError, load_series
+from energy_forecast.data.loading import DataValidationError
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.forecast import ForecastError, forecast_next
+from energy_forecast.models.chronos2.weights import WeightsUnavailableError
 from energy_forecast.tracking import resolve_tracking_uri
-from energy_forecast.training import TrainingResult, load_config
+from energy_forecast.training import TrainingResult, load_config, preflight
 from pipelines.definitions import defs
+from pipelines.logs import DEBUG_VARIABLE
 from pipelines.paths import resolve_config_path
 
-BAD_INPUT = (ConfigError, DataValidationError, DeviceUnavailableError, ForecastError, KnownFutureError)
+BAD_INPUT = (ConfigError, DataValidationError, DeviceUnavailableError, ForecastError, KnownFutureError, WeightsUnavailableError)
+"""What the user can fix: exit status 2, one message, no trace unless --debug."""
 EXIT_BAD_INPUT = 2
 
 
@@ -82,14 +87,21 @@ def _execute(job_name: str, run_config: dict) -> dg.ExecuteInProcessResult:
     return result
 
 
-def validate(paths: list[str], with_data: bool) -> None:
+def validate(paths: list[str], config_only: bool) -> None:
+    """Every check ``train`` runs before fitting (config, model, device, weights, data, split), or
+    with ``config_only`` the YAML alone."""
     for path in paths:
         config = load_config(resolve_config_path(path))
-        if with_data:
-            series = load_series(config.data)
-            print(f"ok  {path}: {config.model.type}, {config.task.name}, data {len(series.frame)} rows")
-        else:
-            print(f"ok  {path}: {config.model.type}, {config.task.name}")
+        if config_only:
+            print(f"ok  {path}: {config.model.type}, {config.task.name} (config only)")
+            continue
+        checked = preflight(config)
+        device = checked.model.device
+        note = f"; note: {device.reason}" if device.requested == "auto" and not device.gpu_used and checked.model.gpu_support(checked.model.params) is True else ""
+        print(
+            f"ok  {path}: {config.model.type} on {device.device}, {config.task.name}, data {len(checked.series.frame)} rows, "
+            f"{len(checked.split.validation_origins)} validation and {len(checked.split.test_origins)} test origins{note}"
+        )
 
 
 def _print_result(result: TrainingResult) -> None:
@@ -100,10 +112,10 @@ def _print_result(result: TrainingResult) -> None:
 
 
 def _check_before_launch(config_paths: list[Path]) -> list[TrainingConfig]:
-    """Validate the configs and their data here, so bad input launches no run at all."""
+    """Run every pre-fit check here, so bad input launches no run at all."""
     configs = [load_config(path) for path in config_paths]
-    for data in {config.data.path: config.data for config in configs}.values():
-        load_series(data)
+    for config in configs:
+        preflight(config)
     return configs
 
 
@@ -164,9 +176,11 @@ def _configure_logging() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="energy-forecast", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("validate", help="validate training YAMLs (and, with --data, their data)")
+    parser.add_argument("--debug", action="store_true", help="show stack traces (of bad input too, and in the run log)")
+    check = commands.add_parser("validate", help="run every check train runs before fitting, for each training YAML")
     check.add_argument("configs", nargs="+")
-    check.add_argument("--data", action="store_true", help="also load and validate each config's data file")
+    check.add_argument("--config-only", action="store_true", help="check the YAML alone, not the data, device and weights")
+    check.add_argument("--data", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     one = commands.add_parser("train", help="run complete_training_job for one training YAML")
     one.add_argument("config")
     many = commands.add_parser("compare", help="run compare_models_job for a comparison YAML")
@@ -181,6 +195,11 @@ def main(argv: list[str] | None = None) -> None:
     ahead.add_argument("--alias", default="champion")
     ahead.add_argument("--origin", help="first stamp to forecast; default: the first stamp after the data ends")
     arguments = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in arguments
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
+        arguments = [a for a in arguments if a != "--debug"]
+        argv = arguments
     if arguments[:1] == ["replay"]:  # its own parser: python -m pipelines.replay
         _configure_logging()
         from pipelines.replay import main as replay_main
@@ -191,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     _configure_logging()
     try:
         if args.command == "validate":
-            validate(args.configs, args.data)
+            validate(args.configs, args.config_only)
         elif args.command == "train":
             train_command(args.config)
         elif args.command == "compare":
@@ -201,6 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             demo_command(args.comparison)
     except BAD_INPUT as error:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
 

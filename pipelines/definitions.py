@@ -21,6 +21,7 @@ from pipelines.jobs import (
     compare_models_job,
     complete_training_job,
 )
+from pipelines.logs import concise_console_logger
 from pipelines.paths import resolve_config_path
 from pipelines.resources import OPERATIONS_YAML, deployment_resources
 
@@ -48,4 +49,5 @@ defs = dg.Definitions(
     schedules=monitoring["schedules"],
     resources=deployment_resources(),
     executor=dg.in_process_executor,  # one process per run: the steps share heavy imports (seconds each otherwise)
+    loggers={"console": concise_console_logger},
 )

@@ -38,3 +38,41 @@ def library_logs_to(log: dg.DagsterLogManager) -> Iterator[None]:
         library.removeHandler(handler)
         library.setLevel(previous_level)
         library.propagate = previous_propagate
+
+
+DEBUG_VARIABLE = "ENERGY_FORECAST_DEBUG"
+"""Set (to 1) by ``energy-forecast --debug``: the console keeps failures' stack traces."""
+
+
+class _ConciseFormatter(logging.Formatter):
+    """One line per message; a failure keeps its error and drops Dagster's stack trace."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+        self.debug = debug
+
+    def format(self, record: logging.LogRecord) -> str:
+        meta = getattr(record, "dagster_meta", None) or {}
+        step = meta.get("step_key") or ""
+        message = meta.get("orig_message") or record.getMessage()
+        if not self.debug and "Stack Trace:" in message:
+            lines = [line for line in message.split("Stack Trace:")[0].splitlines() if line.strip()]
+            message = " ".join(lines[-2:]) + "  (--debug shows the stack trace)"
+        record = logging.makeLogRecord({**record.__dict__, "msg": f"{step + ': ' if step else ''}{message}", "args": ()})
+        return super().format(record)
+
+
+@dg.logger(
+    {"log_level": dg.Field(str, is_required=False, default_value="INFO"), "name": dg.Field(str, is_required=False, default_value="dagster")},
+    description="The console log without Dagster's stack traces (ENERGY_FORECAST_DEBUG=1 keeps them).",
+)
+def concise_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    import os
+    import sys
+
+    config = init_context.logger_config
+    console = logging.Logger(config["name"], level=config["log_level"].upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ConciseFormatter(debug=os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")))
+    console.addHandler(handler)
+    return console

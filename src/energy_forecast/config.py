@@ -143,6 +143,9 @@ class DataConfig(StrictModel):
         description="the smallest value the target can take (energy use: 0); the loader rejects lower values and "
         "forecasts are clipped to it; null for a target without a bound",
     )
+    max_abs_value: float = Field(
+        1e12, gt=0, description="readings beyond +- this are refused as implausible (a unit or export error, not a load)"
+    )
     frequency: str = "15min"
     max_gap_steps: int = Field(
         default=0,
@@ -279,6 +282,12 @@ class SplitConfig(StrictModel):
             ("test_end", self.test_end),
         ]
         present = [(name, value) for name, value in bounds if value is not None]
+        aware = [name for name, value in present if value.tzinfo is not None]
+        if aware and len(aware) != len(present):
+            raise ValueError(
+                f"{', '.join(aware)} carry a UTC offset and the other bounds do not: write every bound in the plant's "
+                "local time without an offset (or every one with it)"
+            )
         for (first, a), (second, b) in zip(present, present[1:], strict=False):
             if not a < b:
                 raise ValueError(f"{first} ({a}) must come before {second} ({b})")
@@ -460,6 +469,12 @@ class IntervalConfig(StrictModel):
     )
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]*")
+"""Experiment and registered-model names: letters, digits, space, _ . - (no slash: MLflow and the
+artifact store would read one as a path, and ``..`` could leave the store)."""
+TEMPLATE_FIELDS = ("data", "task")
+
+
 class TrackingConfig(StrictModel):
     experiment: str = "steel-energy-forecast"
     registered_model: str | None = Field(
@@ -467,6 +482,32 @@ class TrackingConfig(StrictModel):
         description="registered model name ({data} and {task} are filled in); null skips registration",
     )
     promotion_metric: Literal["rmse", "mae", "mase", "smape"] = "rmse"
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_is_a_plain_name(cls, value: str) -> str:
+        if not NAME_PATTERN.fullmatch(value) or ".." in value or value != value.strip():
+            raise ValueError(f"{value!r} is not a plain name: use letters, digits, space, _ . - (no slash, no '..', not empty)")
+        return value
+
+    @field_validator("registered_model")
+    @classmethod
+    def _template_names_known_fields(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import string
+
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(value) if field is not None]
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a valid name template: {error}") from None
+        unknown = [field for field in fields if field not in TEMPLATE_FIELDS]
+        if unknown:
+            raise ValueError(f"{value!r} uses {unknown}; a name template can only fill in {{data}} and {{task}}")
+        filled = value.format(data="data", task="task")
+        if not NAME_PATTERN.fullmatch(filled) or ".." in filled:
+            raise ValueError(f"{value!r} is not a plain name once filled in: use letters, digits, space, _ . - (no slash)")
+        return value
 
 
 class TrainingConfig(StrictModel):
@@ -749,15 +790,13 @@ def load_training_config(path: Path | str, overrides: dict[str, Any] | None = No
     if overrides:
         raw = _merge_training(raw, overrides)
     raw.setdefault("name", path.stem)
-    for section, loader in (("data", load_data_config), ("task", None)):
+    for section, loader in (("data", load_data_config), ("task", load_task_config)):
         reference = raw.get(section)
         if isinstance(reference, str):
             referenced_path = Path(reference)
             if not referenced_path.is_file():
                 raise ConfigError(f"{path}: {section}: file not found: {referenced_path}")
-            raw[section] = loader(referenced_path) if loader else read_yaml(referenced_path)
-            if section == "task":
-                raw[section].setdefault("name", referenced_path.stem)
+            raw[section] = loader(referenced_path)  # errors name the referenced file
     config = _validate(TrainingConfig, raw, path)
     return config.model_copy(update={"source": path})
 

@@ -22,7 +22,7 @@ import yaml
 from energy_forecast.backtest import ChronologicalSplit, attach_actuals, split_series
 from energy_forecast.config import ConfigError, ForecastProblem, TrainingConfig, load_training_config
 from energy_forecast.contract import build_input
-from energy_forecast.data.loading import SeriesData, load_series
+from energy_forecast.data.loading import DataValidationError, SeriesData, load_series
 from energy_forecast.device import DeviceChoice
 from energy_forecast.frames import ACTUAL, ORIGIN, PREDICTION, baseline_column
 from energy_forecast.metrics import mase_scale, quantile_scores, rmse_by_step, score
@@ -44,6 +44,7 @@ __all__ = [
     "evaluate",
     "load_config",
     "member_configs",
+    "preflight",
     "promote_result",
     "rolling_split",
     "skill_vs_naive",
@@ -169,13 +170,54 @@ class Evaluation:
         }
 
 
-def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | None = None) -> Evaluation:
+@dataclass(frozen=True)
+class Preflight:
+    """What a training run needs, built and checked before it starts."""
+
+    model: Forecaster
+    series: SeriesData
+    split: ChronologicalSplit
+
+
+def _split(config: TrainingConfig, series: SeriesData, model: Forecaster) -> ChronologicalSplit:
+    baselines = _baseline_models(config.problem)
+    min_history = max(model.lookback, *(b.lookback for b in baselines.values()))
+    try:
+        return split_series(series.frame, config.split, config.task, min_history=min_history)
+    except ValueError as error:  # the split does not fit this data: a config error, named by field
+        raise ConfigError(f"{config.source}: {error} (data {config.data.path}: {len(series.frame)} rows, {series.frame.index[0]} to {series.frame.index[-1]})") from None
+
+
+def preflight(config: TrainingConfig, members: Mapping[str, Forecaster] | None = None) -> Preflight:
+    """Everything ``train`` would refuse, checked before anything is fitted or logged: the model and
+    its parameters, the device, the weights (Chronos-2), the data file, and the data's fitness for
+    this config (a split with room for the lookback, a target that is not constant).
+
+    Raises:
+        ConfigError, ModelConfigError, DeviceUnavailableError, DataValidationError, and the model's
+        own prerequisites (e.g. WeightsUnavailableError).
+    """
+    model = create_model(config.model, config.problem)
+    if members:
+        model.use_fitted_members(members)
+    model.prepare()
+    series = load_series(config.data)
+    split = _split(config, series, model)
+    target = split.history[config.data.target].to_numpy(dtype="float64")
+    if np.nanmax(target) == np.nanmin(target):
+        raise DataValidationError(
+            f"{config.data.path}: target column '{config.data.target}' is constant ({target[0]:g}) over the whole training "
+            f"period ({split.history.index[0]} to {split.history.index[-1]}): there is nothing to learn"
+        )
+    return Preflight(model, series, split)
+
+
+def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | None = None, split: ChronologicalSplit | None = None) -> Evaluation:
     """Fit on the training period and score validation and test origins against the baselines."""
     problem = config.problem
     model = model or create_model(config.model, problem)
     baselines = _baseline_models(problem)
-    min_history = max(model.lookback, *(b.lookback for b in baselines.values()))
-    split = split_series(series.frame, config.split, config.task, min_history=min_history)
+    split = split or _split(config, series, model)
     logger.info("%s: split %s", config.name, split.describe())
 
     started = time.perf_counter()
@@ -295,21 +337,17 @@ def train(
         DeviceUnavailableError: ``device: cuda`` cannot be met (before any run starts).
         Errors of :meth:`Forecaster.prepare`, e.g. unreachable weights (before any run starts).
     """
-    problem = config.problem
-    model = create_model(config.model, problem)
-    if members:
-        model.use_fitted_members(members)
-    model.prepare()
-    series = load_series(config.data)
+    checked = preflight(config, members)  # nothing is logged for bad input: no run starts
+    model, series = checked.model, checked.series
     tags = run_tags(config, model, series)
     if tracker is None:
-        evaluation = evaluate(config, series, model)
+        evaluation = evaluate(config, series, model, checked.split)
         return _result(config, evaluation, tags)
 
     run_name = f"{config.name}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
     with tracker.run(experiment=config.tracking.experiment, run_name=run_name, tags=tags) as active:
         tracker.log_params(flatten(config.model_dump(mode="json")))
-        evaluation = evaluate(config, series, model)
+        evaluation = evaluate(config, series, model, checked.split)
         result = _result(config, evaluation, tags)
         _log_evaluation(tracker, evaluation, result)
         info = tracker.log_model(model, evaluation.input_example())

@@ -10,6 +10,7 @@ header included.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import logging
@@ -68,10 +69,20 @@ def _read_csv(config: DataConfig) -> tuple[pd.DataFrame, str, str]:
         )
     raw = path.read_bytes()
     sha256, md5 = hashlib.sha256(raw).hexdigest(), hashlib.md5(raw, usedforsecurity=False).hexdigest()
+    if not raw.strip():
+        raise DataValidationError(f"{path}: the file is empty (0 data rows); expected a header line and rows")
+    try:
+        header = next(csv.reader(io.StringIO(raw.decode(config.encoding).partition("\n")[0])))
+    except UnicodeDecodeError as error:
+        raise DataValidationError(f"{path}: cannot be read as {config.encoding} (byte {error.object[error.start]:#04x} at offset {error.start}); set the data YAML's encoding") from None
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        positions = {name: [i + 1 for i, n in enumerate(header) if n == name] for name in twice}
+        raise DataValidationError(f"{path}: the header names a column more than once: {positions} (column positions); which one is meant is ambiguous")
     try:
         frame = pd.read_csv(io.BytesIO(raw), encoding=config.encoding, dtype=str, keep_default_na=False)
     except (UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise DataValidationError(f"{path}: cannot be read as CSV with encoding {config.encoding}: {error}") from None
+        raise DataValidationError(f"{path}: cannot be read as CSV with encoding {config.encoding}: {' '.join(str(error).split())}") from None
     return frame, sha256, md5
 
 
@@ -134,7 +145,16 @@ def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
                 f"{config.path}: {role} column '{column}': {_where(row)}: {what}; "
                 f"{bad.size} such row(s) in all"
             )
-        values[column] = parsed.astype("float64").to_numpy()
+        number = parsed.astype("float64").to_numpy()
+        absurd = np.flatnonzero(~np.isfinite(number) | (np.abs(number) > config.max_abs_value))
+        if absurd.size:
+            row = int(absurd[0])
+            role = "target" if column == config.target else "covariate"
+            raise DataValidationError(
+                f"{config.path}: {role} column '{column}': {_where(row)}: value {text.iloc[row]!r} is infinite or beyond "
+                f"+-{config.max_abs_value:g} (the data YAML's max_abs_value); {absurd.size} such row(s) in all"
+            )
+        values[column] = number
     for covariate in config.covariates:
         if covariate.kind == "categorical":
             text = frame[covariate.name].str.strip()
