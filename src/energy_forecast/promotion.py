@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Decision", "decide"]
+__all__ = ["Decision", "RescoreError", "decide"]
+
+
+class RescoreError(ValueError):
+    """The champion cannot be scored on the challenger's test period (the message says why)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +33,9 @@ from mlflow.entities import Metric
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 
+from energy_forecast.locks import promotion_lock
 from energy_forecast.models.base import Forecaster
-from energy_forecast.promotion import decide
+from energy_forecast.promotion import Decision, RescoreError, decide
 from energy_forecast.pyfunc import ARTIFACT, contract_signature
 
 __all__ = [
@@ -49,6 +50,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+SCORED_ON = "scored_on"
+"""Run tag naming the data (sha256) and test period a run's test metrics come from: two versions'
+scores are compared only when it is equal."""
 LOCAL_STORE = Path(".mlflow")
 MODEL_ARTIFACT = "model"
 NATIVE_ARTIFACT = "native_model"
@@ -237,24 +241,67 @@ class Tracker:
         run_id = self.client.get_model_version(name, version).run_id
         return str(version), self.client.get_run(run_id).data.metrics.get(metric)
 
-    def promote(self, name: str, version: str, *, run_id: str, metric: str, value: float) -> Promotion:
+    def promote(
+        self,
+        name: str,
+        version: str,
+        *,
+        run_id: str,
+        metric: str,
+        value: float,
+        scored_on: str = "",
+        rescore: Callable[[str], float] | None = None,
+    ) -> Promotion:
         """Decide (:func:`energy_forecast.promotion.decide`) whether ``version`` takes ``champion``,
-        move the alias if so, and write the comparison as tags on the version and on its run."""
-        champion_version, champion_value = self.champion(name, metric)
-        decision = decide(metric, value, champion_version, champion_value)
-        comparison = {
-            "promotion.metric": metric,
-            "promotion.challenger_value": f"{value:.6f}",
-            "promotion.champion_version": str(champion_version or ""),
-            "promotion.champion_value": "" if champion_value is None else f"{champion_value:.6f}",
-            "promotion.decision": decision.reason,
-            "promotion.promoted": str(decision.promoted).lower(),
-        }
-        for key, text in comparison.items():
-            self.client.set_model_version_tag(name, version, key, text)
-            self.client.set_tag(run_id, key, text)
-        if decision.promoted:
-            self.client.set_registered_model_alias(name, CHAMPION, version)
+        move the alias if so, and write the comparison as tags on the version and on its run.
+
+        Atomic per registered model: reading the champion, deciding and moving the alias happen
+        under :func:`energy_forecast.locks.promotion_lock`, so two runs finishing together are
+        decided one after the other, each against the champion the other left. The comparison tags
+        are written before the alias, and ``champion`` is the last write: a crash in between leaves
+        the previous champion in place, never a version that lost.
+
+        Args:
+            scored_on: what ``value`` was measured on (:data:`SCORED_ON`). A champion whose run
+                says otherwise is re-scored with ``rescore`` (its model URI -> its ``metric`` on
+                this version's test period) before deciding; without ``rescore``, or when
+                re-scoring is impossible, the champion stays and the reason is recorded.
+        """
+        with promotion_lock(name, tracking_uri=self.tracking_uri) as lock:
+            logger.debug("%s v%s: promoting under %s", name, version, lock)
+            champion_version = self.client.get_registered_model(name).aliases.get(CHAMPION)
+            champion_value, note = None, ""
+            decision: Decision | None = None
+            if champion_version is not None:
+                champion_run = self.client.get_run(self.client.get_model_version(name, champion_version).run_id)
+                champion_value = champion_run.data.metrics.get(metric)
+                champion_scored_on = champion_run.data.tags.get(SCORED_ON, "")
+                if champion_scored_on != scored_on:
+                    was = champion_scored_on or "data and a split it did not record"
+                    if rescore is None:
+                        decision = Decision(False, f"kept champion v{champion_version}: it was scored on {was}, this version on {scored_on}, and nothing re-scores it")
+                    else:
+                        try:
+                            champion_value = rescore(f"models:/{name}/{champion_version}")
+                            note = f"champion v{champion_version} re-scored on this version's test period (it was scored on {was})"
+                            logger.info("%s: %s: %s %.4f", name, note, metric, champion_value)
+                        except RescoreError as error:
+                            decision = Decision(False, f"kept champion v{champion_version}: scored on {was} and cannot be re-scored here ({error})")
+            decision = decision or decide(metric, value, champion_version, champion_value)
+            comparison = {
+                "promotion.metric": metric,
+                "promotion.challenger_value": f"{value:.6f}",
+                "promotion.champion_version": str(champion_version or ""),
+                "promotion.champion_value": "" if champion_value is None else f"{champion_value:.6f}",
+                "promotion.champion_rescored": note,
+                "promotion.decision": decision.reason,
+                "promotion.promoted": str(decision.promoted).lower(),
+            }
+            for key, text in comparison.items():
+                self.client.set_model_version_tag(name, version, key, text)
+                self.client.set_tag(run_id, key, text)
+            if decision.promoted:  # the last write: everything before it can fail without harm
+                self.client.set_registered_model_alias(name, CHAMPION, version)
         logger.info("%s v%s: %s", name, version, decision.reason)
         return Promotion(name, str(version), decision.promoted, decision.reason, champion_version)
 

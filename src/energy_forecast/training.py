@@ -35,7 +35,8 @@ from energy_forecast.models import (
 )
 from energy_forecast.models.registry import model_class
 from energy_forecast.plots import error_by_horizon_png, forecast_week_png
-from energy_forecast.tracking import Promotion, Tracker, flatten, git_commit
+from energy_forecast.promotion import RescoreError
+from energy_forecast.tracking import SCORED_ON, Promotion, Tracker, flatten, git_commit, load_logged_forecaster
 
 __all__ = [
     "BASELINES",
@@ -46,6 +47,8 @@ __all__ = [
     "member_configs",
     "preflight",
     "promote_result",
+    "rescore",
+    "scored_on",
     "rolling_split",
     "skill_vs_naive",
     "train",
@@ -292,6 +295,8 @@ class TrainingResult:
     registered_version: str | None = None
     promotion: Promotion | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    config: TrainingConfig | None = None
+    """The resolved config: what re-scores a champion on this result's test period."""
 
 
 def run_tags(config: TrainingConfig, model: Forecaster, series: SeriesData) -> dict[str, str]:
@@ -339,7 +344,7 @@ def train(
     """
     checked = preflight(config, members)  # nothing is logged for bad input: no run starts
     model, series = checked.model, checked.series
-    tags = run_tags(config, model, series)
+    tags = run_tags(config, model, series) | {SCORED_ON: scored_on(series, checked.split, config.problem)}
     if tracker is None:
         evaluation = evaluate(config, series, model, checked.split)
         return _result(config, evaluation, tags)
@@ -370,9 +375,53 @@ def promote_result(result: TrainingResult, tracker: Tracker, metric: str | None 
     if not (result.registered_model and result.registered_version and result.run_id):
         raise ValueError(f"{result.config_name}: nothing registered to promote")
     metric = metric or result.promotion_metric
+    config = result.config
     return tracker.promote(
-        result.registered_model, result.registered_version, run_id=result.run_id, metric=f"test_{metric}", value=result.metrics[metric]
+        result.registered_model,
+        result.registered_version,
+        run_id=result.run_id,
+        metric=f"test_{metric}",
+        value=result.metrics[metric],
+        scored_on=result.tags.get(SCORED_ON, ""),
+        rescore=None if config is None else lambda model_uri: rescore(config, model_uri, metric),
     )
+
+
+def scored_on(series: SeriesData, split: ChronologicalSplit, problem: ForecastProblem) -> str:
+    """What a run's test metrics were measured on: the data file's content, the target, the test
+    origins and the horizon. Scores are comparable only when this is equal."""
+    origins = split.test_origins
+    return (
+        f"data sha256 {series.sha256[:16]}, target {problem.target}, test origins {origins[0]:%Y-%m-%d %H:%M} to "
+        f"{origins[-1]:%Y-%m-%d %H:%M} ({len(origins)}), horizon {problem.horizon} x {problem.frequency}"
+    )
+
+
+def rescore(config: TrainingConfig, model_uri: str, metric: str) -> float:
+    """``metric`` of the model at ``model_uri`` (e.g. a champion) on ``config``'s test period, with
+    the same origins, actuals and scale as :func:`evaluate` gives the model trained from ``config``.
+
+    Raises:
+        RescoreError: that model cannot forecast these origins (a different target or horizon, or
+            more history than the data holds before the first test origin).
+    """
+    model = load_logged_forecaster(model_uri)
+    problem = config.problem
+    if (model.problem.target, model.problem.horizon) != (problem.target, problem.horizon):
+        raise RescoreError(
+            f"{model_uri} forecasts {model.problem.target} {model.problem.horizon} steps ahead, the test {problem.target} {problem.horizon}"
+        )
+    series = load_series(config.data)
+    try:
+        split = split_series(series.frame, config.split, config.task, min_history=model.lookback)
+    except ValueError as error:
+        raise RescoreError(f"{model_uri} needs {model.lookback} steps of history: {error}") from None
+    forecast = attach_actuals(model.predict(split.through_test, split.test_origins), split.through_test, problem.target)
+    scale = mase_scale(split.history[problem.target].to_numpy(), problem.steps_per("7D"))
+    scores = score(forecast[ACTUAL], forecast[PREDICTION], scale=scale) | quantile_scores(forecast)
+    if metric not in scores:
+        raise RescoreError(f"{model_uri} gives no {metric} (it has no {metric.split('_')[0]} output)")
+    return float(scores[metric])
 
 
 def skill_vs_naive(result: TrainingResult, period: str = "validation") -> float:
@@ -418,6 +467,7 @@ def _result(config: TrainingConfig, evaluation: Evaluation, tags: dict[str, str]
         predict_seconds=evaluation.predict_seconds,
         promotion_metric=config.tracking.promotion_metric,
         extra=evaluation.model.fitted_summary(),
+        config=config,
     )
 
 
