@@ -27,6 +27,25 @@ from energy_forecast.frames import ACTUAL, ORIGIN, TIMESTAMP
 __all__ = ["ChronologicalSplit", "attach_actuals", "origins_between", "split_series"]
 
 
+def local_bound(value: object, index: pd.DatetimeIndex, field: str = "") -> pd.Timestamp:
+    """``value`` comparable with ``index``: a naive bound is wall-clock time in the index's zone.
+
+    Raises:
+        ValueError: a bound with a UTC offset against naive data (naming ``field``).
+    """
+    stamp = pd.Timestamp(value)
+    if index.tz is None:
+        if stamp.tzinfo is not None:
+            raise ValueError(
+                f"{field or 'a bound'}={value} carries a UTC offset but the data's stamps are naive: drop the offset, or declare "
+                "the data's time zone (timezone: in the data YAML)"
+            )
+        return stamp
+    if stamp.tzinfo is None:
+        return stamp.tz_localize(index.tz, ambiguous=False, nonexistent="shift_forward")
+    return stamp.tz_convert(index.tz)
+
+
 def origins_between(
     index: pd.DatetimeIndex,
     start: pd.Timestamp,
@@ -47,10 +66,11 @@ def origins_between(
     step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(0)
     spacing = pd.Timedelta(pd.tseries.frequencies.to_offset(every))
     hours, minutes = (int(part) for part in at.split(":"))
-    anchor = index[0].normalize() + pd.Timedelta(hours=hours, minutes=minutes)
-    earliest = max(pd.Timestamp(start), index[min(min_history, len(index) - 1)])
-    last_allowed = pd.Timestamp(end) - horizon * step
-    phase = (index - anchor) % spacing == pd.Timedelta(0)
+    wall = index.tz_localize(None) if index.tz is not None else index  # local days: 23 or 25 hours across daylight saving
+    anchor = wall[0].normalize() + pd.Timedelta(hours=hours, minutes=minutes)
+    earliest = max(local_bound(start, index), index[min(min_history, len(index) - 1)])
+    last_allowed = local_bound(end, index) - horizon * step
+    phase = (wall - anchor) % spacing == pd.Timedelta(0)
     chosen = index[phase & (index >= earliest) & (index <= last_allowed)]
     if min_history >= len(index):
         chosen = chosen[:0]
@@ -88,11 +108,12 @@ def split_series(frame: pd.DataFrame, bounds: SplitConfig, task: TaskConfig, *, 
         ValueError: a period is empty or has no room for a single origin, naming the bound.
     """
     index = frame.index
-    start = pd.Timestamp(bounds.train_start) if bounds.train_start else index[0]
-    test_end = pd.Timestamp(bounds.test_end) if bounds.test_end else index[-1] + (index[1] - index[0])
+    start = local_bound(bounds.train_start, index, "split.train_start") if bounds.train_start else index[0]
+    test_end = local_bound(bounds.test_end, index, "split.test_end") if bounds.test_end else index[-1] + (index[1] - index[0])
     frame = frame.loc[(index >= start) & (index < test_end)]
     index = frame.index
-    train_end, validation_end = pd.Timestamp(bounds.train_end), pd.Timestamp(bounds.validation_end)
+    train_end = local_bound(bounds.train_end, index, "split.train_end")
+    validation_end = local_bound(bounds.validation_end, index, "split.validation_end")
 
     history = frame.loc[index < train_end]
     if len(history) <= min_history:

@@ -50,6 +50,10 @@ __all__ = [
     "deep_merge",
     "format_validation_error",
     "check_lags_leak_free",
+    "check_steps",
+    "longest_day",
+    "to_steps",
+    "Steps",
     "load_comparison_config",
     "load_data_config",
     "load_operations_config",
@@ -77,8 +81,70 @@ class StrictModel(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+Steps = int | str
+"""A length in time: a number of steps, or a duration such as ``15min``, ``1h``, ``1d``, ``7d``
+(pandas notation) that :func:`to_steps` turns into steps of the data's frequency."""
+
+
+def _duration(value: str) -> pd.Timedelta:
+    try:
+        delta = pd.Timedelta(value.strip().replace("d", "D") if value.strip()[-1:] == "d" else value.strip())
+    except (ValueError, TypeError):
+        raise ValueError(f"'{value}' is neither a number of steps nor a duration such as '15min', '1h', '1d' or '7d'") from None
+    if delta <= pd.Timedelta(0):
+        raise ValueError(f"'{value}' must be a positive duration")
+    return delta
+
+
+def to_steps(value: Steps, step: pd.Timedelta, field: str) -> int:
+    """``value`` in steps of ``step``: an int is already steps; a duration must be a whole number of them.
+
+    Raises:
+        ValueError: naming ``field``, when the duration is not a whole number of steps.
+    """
+    if isinstance(value, int):
+        return value
+    delta = _duration(value)
+    steps, remainder = divmod(delta, step)
+    if remainder != pd.Timedelta(0) or steps < 1:
+        raise ValueError(f"{field}: {value} is not a whole number of {_describe(step)} steps (it is {delta / step:g}); write steps, or a multiple of {_describe(step)}")
+    return int(steps)
+
+
+def _describe(step: pd.Timedelta) -> str:
+    minutes = step / pd.Timedelta(minutes=1)
+    return f"{minutes:g}-minute" if minutes < 60 else f"{step}"
+
+
+def check_steps(values: list[Any]) -> None:
+    """Each value is a positive number of steps or a positive duration (else ValueError; the
+    caller's field validator names the field)."""
+    for value in values:
+        if isinstance(value, str):
+            _duration(value)
+        elif value < 1:
+            raise ValueError(f"must be positive, got {value}")
+
+
+def _known_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{value}' is not an IANA time zone such as 'Europe/Berlin', 'Asia/Seoul' or 'UTC'") from None
+    return value
+
+
 class TimestampSpec(StrictModel):
     column: str
+    timezone: str | None = Field(
+        default=None,
+        description="the zone the stamps are written in when they carry no UTC offset (e.g. UTC, or the plant's "
+        "zone); stamps with offsets are exact instants. Unset and no offsets: the stamps are the plant's wall clock",
+    )
     format: str | None = Field(
         default=None, description="strptime format, e.g. '%d/%m/%Y %H:%M'; ISO 8601 when unset"
     )
@@ -92,6 +158,11 @@ class TimestampSpec(StrictModel):
         description="the 00:00 stamp carries the date of the day it ends (it belongs to the next "
         "calendar day); the loader adds one day to such stamps",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str | None) -> str | None:
+        return _known_zone(value)
 
 
 AHEAD_RULES = (
@@ -146,6 +217,12 @@ class DataConfig(StrictModel):
     max_abs_value: float = Field(
         1e12, gt=0, description="readings beyond +- this are refused as implausible (a unit or export error, not a load)"
     )
+    timezone: str | None = Field(
+        default=None,
+        description="the plant's local time zone (IANA, e.g. Europe/Berlin): stamps are converted to it, and calendar "
+        "features, daily origins and daily partitions follow its wall clock, daylight saving included. Unset: the "
+        "stamps' own zone (timestamp.timezone), else naive wall-clock time without daylight saving",
+    )
     frequency: str = "15min"
     max_gap_steps: int = Field(
         default=0,
@@ -174,6 +251,16 @@ class DataConfig(StrictModel):
         except LookupError:
             raise ValueError(f"'{value}' is not an encoding Python knows (e.g. utf-8, utf-8-sig, latin-1, cp1252)") from None
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str | None) -> str | None:
+        return _known_zone(value)
+
+    @property
+    def zone(self) -> str | None:
+        """The plant's zone the loaded index is in; None for naive wall-clock data."""
+        return self.timezone or self.timestamp.timezone
 
     @field_validator("frequency")
     @classmethod
@@ -225,7 +312,10 @@ class TaskConfig(StrictModel):
     """
 
     name: str
-    horizon: int = Field(gt=0, description="number of steps forecast from each origin")
+    horizon: Steps = Field(
+        description="steps forecast from each origin, or a duration (1d: a whole local day, 25 hours where daylight "
+        "saving can lengthen one)"
+    )
     origin_every: str = Field(default="1D", description="pandas offset between forecast origins")
     origin_time: str = Field(default="00:00", description="HH:MM that origins are aligned to")
     quantile_levels: tuple[float, ...] = Field(
@@ -240,6 +330,19 @@ class TaskConfig(StrictModel):
         if bad or not levels:
             raise ValueError(f"quantile levels must lie strictly between 0 and 1, got {list(levels)}")
         return tuple(sorted(set(levels)))
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_positive(cls, value: Steps) -> Steps:
+        check_steps([value])
+        return value
+
+    def horizon_steps(self, data: DataConfig) -> int:
+        """The horizon in steps of ``data``: a duration of whole days covers the longest local day of its zone."""
+        steps = to_steps(self.horizon, data.step, "horizon")
+        if isinstance(self.horizon, str) and data.zone and _duration(self.horizon) % pd.Timedelta(days=1) == pd.Timedelta(0):
+            steps += to_steps(f"{(longest_day(data.zone) - pd.Timedelta(days=1)).total_seconds():.0f}s", data.step, f"horizon (the extra hour of {data.zone}'s longest day)") if longest_day(data.zone) > pd.Timedelta(days=1) else 0
+        return steps
 
     @field_validator("origin_every")
     @classmethod
@@ -304,28 +407,28 @@ class FeatureConfig(StrictModel):
     origin, so nothing at or after the origin can leak in. Names carry the lag.
     """
 
-    origin_lags: list[int] = Field(
+    origin_lags: list[Steps] = Field(
         default=[1, 2, 3, 4, 8, 16, 48, 96],
-        description="target values k steps before the origin",
+        description="target values k steps (or a duration: 15min, 1h, 1d) before the origin",
     )
-    seasonal_lags: list[int] = Field(
+    seasonal_lags: list[Steps] = Field(
         default=[96, 192, 672],
-        description="target values L steps before the forecast timestamp; L must be >= horizon",
+        description="target values L steps (or a duration: 1d, 7d) before the forecast timestamp; L must be >= horizon",
     )
-    seasonal_means: list[tuple[int, int]] = Field(
+    seasonal_means: list[tuple[Steps, int]] = Field(
         default=[],
         description="[L, n]: mean of the target at L, 2L, ..., nL steps before the forecast stamp "
-        "(a smoothed same-slot profile); L must be >= horizon",
+        "(a smoothed same-slot profile; L may be a duration); L must be >= horizon",
     )
-    rolling_windows: list[int] = Field(
-        default=[16, 96, 672], description="means of the last w target values before the origin"
+    rolling_windows: list[Steps] = Field(
+        default=[16, 96, 672], description="means of the last w target values (or a duration: 4h, 1d) before the origin"
     )
-    past_covariate_lags: list[int] = Field(
-        default=[1, 96], description="past covariate values k steps before the origin"
+    past_covariate_lags: list[Steps] = Field(
+        default=[1, 96], description="past covariate values k steps (or a duration) before the origin"
     )
     calendar: list[CalendarFeature] = Field(
         default=["slot_of_day", "day_of_week", "is_weekend"],
-        description="calendar features of the forecast timestamp",
+        description="calendar features of the forecast timestamp (in the plant's local time)",
     )
     horizon_summaries: bool = Field(
         default=False,
@@ -339,23 +442,50 @@ class FeatureConfig(StrictModel):
 
     @field_validator("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")
     @classmethod
-    def _positive_and_unique(cls, values: list[int]) -> list[int]:
-        bad = [v for v in values if v < 1]
-        if bad:
-            raise ValueError(f"must be positive integers, got {bad}")
-        return sorted(set(values))
+    def _positive_and_unique(cls, values: list[Steps]) -> list[Steps]:
+        check_steps(values)
+        return sorted(set(values)) if all(isinstance(v, int) for v in values) else values
 
     @field_validator("seasonal_means")
     @classmethod
-    def _lags_and_counts_positive(cls, values: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        bad = [pair for pair in values if min(pair) < 1]
+    def _lags_and_counts_positive(cls, values: list[tuple[Steps, int]]) -> list[tuple[Steps, int]]:
+        check_steps([lag for lag, _ in values])
+        bad = [pair for pair in values if pair[1] < 1]
         if bad:
-            raise ValueError(f"lag and count must be positive integers, got {bad}")
-        return sorted(set(values))
+            raise ValueError(f"lag and count must be positive, got {bad}")
+        return sorted(set(values)) if all(isinstance(lag, int) for lag, _ in values) else values
+
+    @property
+    def resolved(self) -> bool:
+        """Every lag and window is a number of steps (:meth:`in_steps` has run)."""
+        lengths = [*self.origin_lags, *self.seasonal_lags, *(lag for lag, _ in self.seasonal_means), *self.rolling_windows, *self.past_covariate_lags]
+        return all(isinstance(value, int) for value in lengths)
+
+    def in_steps(self, step: pd.Timedelta) -> FeatureConfig:
+        """A copy with every duration written as steps of ``step``.
+
+        Raises:
+            ValueError: a duration is not a whole number of steps, naming the field.
+        """
+        if self.resolved:
+            return self
+
+        def steps(field: str) -> list[int]:
+            return [to_steps(value, step, f"features.{field}") for value in getattr(self, field)]
+
+        return FeatureConfig.model_validate(
+            {
+                **self.model_dump(),
+                **{field: steps(field) for field in ("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")},
+                "seasonal_means": [(to_steps(lag, step, "features.seasonal_means"), count) for lag, count in self.seasonal_means],
+            }
+        )
 
     @property
     def lookback(self) -> int:
         """Steps of history needed before the earliest origin."""
+        if not self.resolved:
+            raise ValueError("features hold durations: resolve them with in_steps(step) first")
         return max(
             [
                 1,
@@ -366,6 +496,12 @@ class FeatureConfig(StrictModel):
                 *self.past_covariate_lags,
             ]
         )
+
+
+def longest_day(zone: str) -> pd.Timedelta:
+    """The longest local day of ``zone`` (25 hours where daylight saving ends; 24 hours elsewhere)."""
+    midnights = pd.date_range("2000-01-01", "2040-01-01", freq="D", tz=zone)
+    return max(pd.Timedelta(days=1), (midnights[1:] - midnights[:-1]).max())
 
 
 def check_lags_leak_free(features: FeatureConfig, horizon: int) -> None:
@@ -406,6 +542,7 @@ class ForecastProblem(StrictModel):
 
     @model_validator(mode="after")
     def _leak_free(self) -> ForecastProblem:
+        object.__setattr__(self, "features", self.features.in_steps(self.step))
         check_lags_leak_free(self.features, self.horizon)
         if self.target in self.covariate_names:
             raise ValueError(f"the target '{self.target}' cannot also be a covariate")
@@ -536,6 +673,8 @@ class TrainingConfig(StrictModel):
                     f"covariates {unknown} are not declared in data '{self.data.name}'; "
                     f"declared covariates: {declared}"
                 )
+        object.__setattr__(self, "task", self.task.model_copy(update={"horizon": self.task.horizon_steps(self.data)}))
+        object.__setattr__(self, "features", self.features.in_steps(self.data.step))
         check_lags_leak_free(self.features, self.task.horizon)
         return self
 
@@ -867,7 +1006,9 @@ class OperationsConfig(StrictModel):
     task: TaskConfig
     series: Path = Field(description="the stored series: deliveries are appended to this CSV (the data YAML's format)")
     landing: str = Field(description="where deliveries arrive: a folder, or s3://bucket/prefix")
-    timezone: str = Field("UTC", description="the plant's time zone: daily partitions and schedules follow it")
+    timezone: str | None = Field(
+        None, description="the plant's time zone: daily partitions and schedules follow it; unset: the data YAML's zone, else UTC"
+    )
     first_forecast_day: datetime = Field(description="the first day with a daily_forecast partition")
     models: list[Path] = Field(min_length=1, description="training YAMLs with a model asset each")
     registered_model: str | None = Field(None, description="default: {data}-{task}")
@@ -880,14 +1021,8 @@ class OperationsConfig(StrictModel):
 
     @field_validator("timezone")
     @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"'{value}' is not an IANA time zone such as 'Asia/Seoul' or 'UTC'") from None
-        return value
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return _known_zone(value)
 
     @field_validator("alert_webhook")
     @classmethod
@@ -900,6 +1035,10 @@ class OperationsConfig(StrictModel):
         unknown = [c for c in self.retraining.drift_columns if c not in known]
         if unknown:
             raise ValueError(f"retraining.drift_columns: {unknown} are not columns of data '{self.data.name}'; its columns: {known}")
+        if self.data.zone and self.timezone and self.timezone != self.data.zone:
+            raise ValueError(f"timezone: {self.timezone} differs from the data's zone {self.data.zone}: daily partitions would cut the plant's days elsewhere")
+        object.__setattr__(self, "timezone", self.timezone or self.data.zone or "UTC")
+        object.__setattr__(self, "task", self.task.model_copy(update={"horizon": self.task.horizon_steps(self.data)}))
         return self
 
     @property

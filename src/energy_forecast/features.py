@@ -73,6 +73,36 @@ def _calendar(stamps: pd.DatetimeIndex, wanted: list[str]) -> dict[str, np.ndarr
     return {name: np.asarray(every[name](), dtype="float64") for name in wanted}
 
 
+class _SameSlot:
+    """Where a seasonal lag reads from. In steps, except for whole days on data in a zone with
+    daylight saving: there "a week before" is the same wall-clock slot a week before (a plant's
+    shifts keep local time), which is 4 steps more or less than a week in steps across a change.
+    Slots that do not exist on the wall clock that day, or would not be before the origin, fall
+    back to the lag in steps."""
+
+    def __init__(self, index: pd.DatetimeIndex, step: pd.Timedelta) -> None:
+        self.step = step
+        self.wall: np.ndarray | None = None
+        self.tick = pd.Timedelta(1, unit=index.unit)  # what one unit of asi8 is
+        if index.tz is not None:
+            wall = index.tz_localize(None).asi8
+            offsets = index.asi8 - wall
+            if len(offsets) and offsets.min() != offsets.max():  # a change inside the data
+                self.wall = wall
+                self.known, self.first = np.unique(wall, return_index=True)
+
+    def source(self, stamp_pos: np.ndarray, lag: int, origin_pos: np.ndarray) -> np.ndarray:
+        in_steps = stamp_pos - lag
+        days = lag * self.step / pd.Timedelta(days=1)
+        if self.wall is None or days != int(days):
+            return in_steps
+        wanted = self.wall[stamp_pos] - int(pd.Timedelta(days=int(days)) / self.tick)
+        at = np.clip(np.searchsorted(self.known, wanted), 0, len(self.known) - 1)
+        found = self.known[at] == wanted
+        wall_clock = self.first[at]
+        return np.where(found & (wall_clock < origin_pos) & (wall_clock >= 0), wall_clock, in_steps)
+
+
 def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: ForecastProblem) -> FeatureMatrix:
     """Features for every origin in ``origins`` and every step up to ``problem.horizon``.
 
@@ -112,10 +142,11 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: F
     columns: dict[str, np.ndarray] = {STEP: step.astype("float64")}
     for k in recipe.origin_lags:
         columns[f"target_lag{k}_origin"] = y[origin_pos - k]
+    same_slot = _SameSlot(frame.index, problem.step)
     for lag in recipe.seasonal_lags:
-        columns[f"target_lag{lag}"] = y[stamp_pos - lag]
+        columns[f"target_lag{lag}"] = y[same_slot.source(stamp_pos, lag, origin_pos)]
     for lag, count in recipe.seasonal_means:
-        columns[f"target_mean_lag{lag}x{count}"] = np.mean([y[stamp_pos - lag * i] for i in range(1, count + 1)], axis=0)
+        columns[f"target_mean_lag{lag}x{count}"] = np.mean([y[same_slot.source(stamp_pos, lag * i, origin_pos)] for i in range(1, count + 1)], axis=0)
     if recipe.rolling_windows:
         cumulative = np.concatenate([[0.0], np.cumsum(y)])
         for w in recipe.rolling_windows:

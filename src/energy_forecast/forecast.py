@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from energy_forecast.backtest import local_bound
 from energy_forecast.config import DataConfig
 from energy_forecast.contract import describe_lookback
 from energy_forecast.data.ahead import extend_known_future
@@ -123,7 +124,10 @@ def forecast_next(
     series = load_series(data)
     frame, step = series.frame, data.step
     first, last = frame.index[0], frame.index[-1]
-    origin = last + step if origin is None else pd.Timestamp(origin)
+    try:
+        origin = last + step if origin is None else local_bound(origin, frame.index, "origin")
+    except ValueError as error:
+        raise ForecastError(str(error)) from None
     if (origin - first) % step != pd.Timedelta(0):
         raise ForecastError(f"origin {origin} is not on the data's {data.frequency} grid (which starts at {first})")
     if origin > last + step:

@@ -134,8 +134,14 @@ CASES: dict[str, Case] = {
     "ensemble member unknown": config_case({"model": {"type": "voting", "params": {"members": [{"type": "xgboost"}, {"type": "gbm"}]}}}, r"model\.params: members\.1\.type: unknown model type 'gbm'"),
     "ensemble member a baseline": config_case({"model": {"type": "voting", "params": {"members": [{"type": "xgboost"}, {"type": "last_value"}]}}}, r"members\.1\.type: 'last_value' cannot be an ensemble member"),
     "ensemble member YAML missing": config_case({"model": {"type": "voting", "params": {"members": [{"config": "none.yaml"}, {"type": "lightgbm"}]}}}, r"bad\.yaml: model\.params\.members\.0\.config: file not found: .*none\.yaml"),
+    "lag not a whole number of steps": config_case({"features": {"origin_lags": ["20min"]}}, r"bad\.yaml: \(top level\): features\.origin_lags: 20min is not a whole number of 15-minute steps"),
+    "duration unreadable": config_case({"features": {"rolling_windows": ["a while"]}}, r"bad\.yaml: features\.rolling_windows: 'a while' is neither a number of steps nor a duration"),
+    "split offsets against naive data": config_case(
+        {"split": {key: f"{value}T00:00:00+09:00" for key, value in SMALL_SPLIT.items()}},
+        r"bad\.yaml: split\.test_end=2018-03-12 00:00:00\+09:00 carries a UTC offset but the data's stamps are naive",
+    ),
     # -- the task and the data YAML
-    "horizon zero": Case(r"task\.yaml: horizon: Input should be greater than 0", lambda f: ["train", str(training(f, {"task": str(write(f / "task.yaml", "name: t\nhorizon: 0\n"))}))], {"DATA_PATH": "{folder}/data.csv"}),
+    "horizon zero": Case(r"task\.yaml: horizon: must be positive, got 0", lambda f: ["train", str(training(f, {"task": str(write(f / "task.yaml", "name: t\nhorizon: 0\n"))}))], {"DATA_PATH": "{folder}/data.csv"}),
     "origin time invalid": Case(r"task\.yaml: origin_time: '25:00' is not a time of day written HH:MM", lambda f: ["train", str(training(f, {"task": str(write(f / "task.yaml", "name: t\nhorizon: 96\norigin_time: '25:00'\n"))}))]),
     "origin spacing invalid": Case(r"task\.yaml: origin_every: 'soon' is not a fixed pandas offset", lambda f: ["train", str(training(f, {"task": str(write(f / "task.yaml", "name: t\nhorizon: 96\norigin_every: soon\n"))}))]),
     "quantile level outside (0, 1)": Case(r"task\.yaml: quantile_levels: quantile levels must lie strictly between 0 and 1", lambda f: ["train", str(training(f, {"task": str(write(f / "task.yaml", "name: t\nhorizon: 96\nquantile_levels: [0.1, 1.5]\n"))}))]),
@@ -147,6 +153,7 @@ CASES: dict[str, Case] = {
     "ahead on a past covariate": data_case(None, r"data\.yaml: covariates\.2: .*ahead applies to role: future only", yaml_change=lambda t: t.replace("{name: CO2(tCO2), role: past, kind: numeric}", "{name: CO2(tCO2), role: past, kind: numeric, ahead: same_slot_last_week}")),
     "sha256 malformed": data_case(None, r"data\.yaml: sha256: 'abc' is not a sha256", yaml_change=lambda t: t.replace("${DATA_SHA256-9b1cee6f9cb9cd9df2b95814ca90a9a2ff15b7f5f1fba0fae3c643e82072eacc}", "abc")),
     "data set name with a slash": data_case(None, r"data\.yaml: name: String should match pattern", yaml_change=lambda t: t.replace("name: steel_industry", "name: steel/industry")),
+    "unknown time zone": data_case(None, r"data\.yaml: timezone: 'Europe/Atlantis' is not an IANA time zone", yaml_change=lambda t: t.replace("frequency: 15min", "timezone: Europe/Atlantis\nfrequency: 15min")),
     # -- the data file
     "zero-byte CSV": data_case(None, r"data\.csv: the file is empty", raw=b""),
     "header only": data_case(lambda lines: lines[:1], r"data\.csv: the file has a header but no data rows"),
@@ -166,7 +173,22 @@ CASES: dict[str, Case] = {
     "pinned sha256 mismatch": data_case(None, r"data\.csv: sha256 [0-9a-f]{64} differs from the data YAML's pinned sha256 9b1cee6f", yaml_change=lambda t: t.replace("${DATA_SHA256-", "${DATA_SHA256_UNSET_HERE-")),
     "not the declared encoding": data_case(lambda lines: lines, r"data\.csv: cannot be read as utf-8-sig \(byte 0xe9", raw=csv_rows().replace(b"Weekday", "Wéekday".encode("latin-1"), 1)),
     "an ISO stamp among day-first ones": data_case(lambda lines: cell(lines, 4, 0, "2018-01-01T01:00:00+09:00"), r"data\.csv: column 'date': row 4 \(line 5\): cannot parse '2018-01-01T01:00:00\+09:00' as a timestamp \(format '%d/%m/%Y %H:%M'\)"),
+    "stamps with offsets, no zone declared": data_case(
+        lambda lines: [lines[0], *[with_offset(line, "+0900") for line in lines[1:]]],
+        r"data\.csv: column 'date': the stamps carry UTC offsets \(e\.g\. 2018-01-01 00:15:00\+09:00\) but the data YAML declares no time zone",
+        yaml_change=lambda t: t.replace('format: "%d/%m/%Y %H:%M"', 'format: "%d/%m/%Y %H:%M%z"'),
+    ),
+    "mixed offsets in one column": data_case(
+        lambda lines: [lines[0], *[with_offset(line, "+0900" if number % 2 else "+0100") for number, line in enumerate(lines[1:])]],
+        r"data\.csv: column 'date': the stamps carry UTC offsets .* declares no time zone: set `timezone:`",
+        yaml_change=lambda t: t.replace('format: "%d/%m/%Y %H:%M"', 'format: "%d/%m/%Y %H:%M%z"'),
+    ),
 }
+
+
+def with_offset(line: str, offset: str) -> str:
+    stamp, rest = line.split(",", 1) if line else ("", "")
+    return f"{stamp}{offset},{rest}" if line else line
 
 
 def run_cli(arguments: list[str], env: dict[str, str], monkeypatch, capsys) -> tuple[int, str]:

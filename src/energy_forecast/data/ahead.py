@@ -31,14 +31,18 @@ class KnownFutureError(ValueError):
     """A known-future covariate cannot be filled over the requested horizon."""
 
 
+def _wall_seconds(stamps: pd.DatetimeIndex) -> np.ndarray:
+    """Seconds since local midnight on the wall clock (so 03:00 is 10800 on a 23-hour day too)."""
+    return np.asarray(stamps.hour * 3600 + stamps.minute * 60 + stamps.second, dtype="float64")
+
+
 def _seconds_since_midnight_end(starts: pd.DatetimeIndex, step: pd.Timedelta) -> np.ndarray:
-    ends = starts + step
-    return np.asarray((ends - ends.normalize()).total_seconds(), dtype="float64")
+    return _wall_seconds(starts + step)
 
 
 CALENDAR_RULES: dict[str, Callable[[pd.DatetimeIndex, pd.Timedelta], np.ndarray]] = {
     "seconds_since_midnight_end": _seconds_since_midnight_end,
-    "seconds_since_midnight_start": lambda starts, step: np.asarray((starts - starts.normalize()).total_seconds(), dtype="float64"),
+    "seconds_since_midnight_start": lambda starts, step: _wall_seconds(starts),
     "week_status": lambda starts, step: np.where(starts.day_of_week >= 5, "Weekend", "Weekday"),
     "day_name": lambda starts, step: np.asarray(starts.day_name(), dtype=object),
     "hour": lambda starts, step: np.asarray(starts.hour, dtype="float64"),

@@ -96,17 +96,77 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig) -> None:
 
 
 def interval_starts(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeIndex:
-    """Each raw row's interval-start stamp, the declared quirks repaired; NaT where unparseable."""
+    """Each raw row's interval-start stamp, the declared quirks repaired; NaT where unparseable.
+
+    Stamps end up in the plant's zone (:attr:`DataConfig.zone`) when the data declares one, else
+    naive wall-clock time.
+
+    Raises:
+        DataValidationError: stamps carry UTC offsets but no zone is declared, mix stamps with and
+            without offsets, or name a local time that does not exist or is ambiguous.
+    """
     spec = config.timestamp
     text = frame[spec.column].str.strip()
-    stamps = pd.to_datetime(text, format=spec.format or "ISO8601", errors="coerce")
+    stamps = _to_datetime(text, config)
     if spec.midnight_dated_previous_day:
-        # The 00:00 stamp closes the day written in it, so it really is the next day's 00:00.
-        at_midnight = stamps.dt.hour.eq(0) & stamps.dt.minute.eq(0) & stamps.dt.second.eq(0)
+        # The 00:00 stamp closes the day written in it, so it really is the next day's 00:00 (wall clock).
+        wall = stamps.dt.tz_localize(None) if stamps.dt.tz is not None else stamps
+        at_midnight = wall.dt.hour.eq(0) & wall.dt.minute.eq(0) & wall.dt.second.eq(0)
         stamps = stamps.where(~at_midnight, stamps + pd.Timedelta(days=1))
+    stamps = _in_plant_zone(stamps, config)
     if spec.label == "end":
         stamps = stamps - config.step
     return pd.DatetimeIndex(stamps, name=TIMESTAMP)
+
+
+def _to_datetime(text: pd.Series, config: DataConfig) -> pd.Series:
+    """Parse; stamps with differing UTC offsets (local time across daylight saving) become UTC instants."""
+    spec = config.timestamp
+    form = spec.format or "ISO8601"
+    try:
+        return pd.to_datetime(text, format=form, errors="coerce")
+    except ValueError:  # pandas refuses to mix offsets (or offsets and none) in one dtype
+        stamps = pd.to_datetime(text, format=form, errors="coerce", utc=True)
+    offsets = text.str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)$", regex=True, na=False)
+    if not offsets.all():
+        rows = np.flatnonzero(~offsets.to_numpy())
+        first = int(np.flatnonzero(offsets.to_numpy())[0])
+        raise DataValidationError(
+            f"{config.path}: column '{spec.column}': {_where(int(rows[0]))}: {text.iloc[rows[0]]!r} has no UTC offset while "
+            f"{_where(first)} ({text.iloc[first]!r}) has one: write every stamp with an offset, or none"
+        )
+    return stamps
+
+
+def _in_plant_zone(stamps: pd.Series, config: DataConfig) -> pd.Series:
+    spec, zone = config.timestamp, config.zone
+    where = f"{config.path}: column '{spec.column}'"
+    if stamps.dt.tz is not None:
+        if zone is None:
+            example = stamps.dropna().iloc[0] if stamps.notna().any() else ""
+            raise DataValidationError(
+                f"{where}: the stamps carry UTC offsets (e.g. {example}) but the data YAML declares no time zone: set "
+                "`timezone:` to the plant's zone (e.g. Europe/Berlin) so that days and calendar features are local"
+            )
+        return stamps.dt.tz_convert(zone)
+    if spec.timezone is not None:
+        try:
+            stamps = stamps.dt.tz_localize(spec.timezone, ambiguous="infer", nonexistent="raise")
+        except ValueError as error:  # pandas' NonExistentTimeError / AmbiguousTimeError
+            raise DataValidationError(
+                f"{where}: the stamps are declared as {spec.timezone} local time (timestamp.timezone) but {error}: that zone skips or "
+                "repeats this hour for daylight saving; write the stamps in UTC or with offsets"
+            ) from None
+        return stamps.dt.tz_convert(zone) if zone else stamps
+    if config.timezone is not None:  # naive stamps in the plant's own zone
+        try:
+            return stamps.dt.tz_localize(config.timezone, ambiguous="infer", nonexistent="raise")
+        except ValueError as error:
+            raise DataValidationError(
+                f"{where}: naive stamps read as {config.timezone} local time: {error}; write them in UTC (timestamp.timezone: UTC) "
+                "or with offsets"
+            ) from None
+    return stamps
 
 
 def _parse_timestamps(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeIndex:

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from energy_forecast.config import Steps, check_steps, to_steps
 from energy_forecast.frames import ORIGIN, PREDICTION, STEP, TIMESTAMP
 from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
-from energy_forecast.models.registry import register
+from energy_forecast.models.registry import ModelConfigError, register
 
 __all__ = ["LastValueForecaster", "SeasonalNaiveForecaster", "SeasonalNaiveParams"]
 
 
 class SeasonalNaiveParams(ModelParams):
-    season_length: int = Field(672, gt=0, description="steps per season: 96 = one day, 672 = one week at 15 min")
+    season_length: Steps = Field(672, description="steps per season (96 = one day, 672 = one week at 15 min), or a duration: 1d, 7d")
+
+    @field_validator("season_length")
+    @classmethod
+    def _positive(cls, value: Steps) -> Steps:
+        check_steps([value])
+        return value
 
 
 class LastValueParams(ModelParams):
@@ -56,12 +63,20 @@ class SeasonalNaiveForecaster(_LookupForecaster):
     params: SeasonalNaiveParams
 
     @property
+    def season(self) -> int:
+        """The season in steps of the data."""
+        try:
+            return to_steps(self.params.season_length, self.problem.step, "model.params.season_length")
+        except ValueError as error:
+            raise ModelConfigError(str(error)) from None
+
+    @property
     def lookback(self) -> int:
-        season = self.params.season_length
+        season = self.season
         return season * -(-self.problem.horizon // season)
 
     def _source_positions(self, origin_pos: np.ndarray, step: np.ndarray) -> np.ndarray:
-        season = self.params.season_length
+        season = self.season
         seasons_back = -(-step // season)  # ceil: never reach the origin or beyond
         return origin_pos + step - 1 - seasons_back * season
 
