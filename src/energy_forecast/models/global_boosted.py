@@ -285,6 +285,7 @@ class GlobalBoostedModel:
         self.codes_: dict[str, int] | None = None
         self.feature_names_: list[str] = []
         self.best_iteration_: int | None = None
+        self.training_rows_: int | None = None
 
     # -- fitting ---------------------------------------------------------------------------------
 
@@ -303,6 +304,7 @@ class GlobalBoostedModel:
         if validation is not None:
             val = PanelMatrix({sid: validation[sid][0] for sid in ids}, {sid: validation[sid][1] for sid in ids}, self.problem, self.scales_, self.codes_, self.dtype)
         self.feature_names_ = train.feature_names
+        self.training_rows_ = train.n_rows
         logger.info(
             "global %s: %d series, %d training rows x %d features (float32, %.2f GB if built whole), scaling %s",
             self.family, len(ids), train.n_rows, len(train.feature_names), train.n_rows * len(train.feature_names) * 4 / 1e9, self.scaling,
