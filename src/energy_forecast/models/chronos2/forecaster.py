@@ -255,6 +255,7 @@ class Chronos2Forecaster(Forecaster):
         if not self.is_fitted_:
             raise ValueError(f"{self.name}: call fit() before predict_panel()")
         parts, horizon_rows, series_of = [], [], {}
+        first_long = pd.DataFrame()
         for number, (sid, frame) in enumerate(frames.items()):
             if not len(origins.get(sid, [])):
                 continue
@@ -265,7 +266,8 @@ class Chronos2Forecaster(Forecaster):
             item = long[ORIGIN].map(lambda origin, n=number: f"{n}|{origin.isoformat()}")
             series_of[number] = sid
             horizon_rows.append((long[TIMESTAMP] >= long[ORIGIN]).to_numpy())
-            first_long = long if not parts else first_long
+            if not parts:
+                first_long = long
             parts.append(long.assign(**{ORIGIN: item}))
         long = pd.concat(parts, ignore_index=True)
         # the call's settings as for one series; its frames hold every series' items (ids are text now)
