@@ -75,7 +75,7 @@ def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def run_global(plants: int, scaling: str, origin_every: str) -> dict[str, Any]:
+def run_global(plants: int, scaling: str, origin_every: str, rounds: int | None = None) -> dict[str, Any]:
     from energy_forecast.models.global_boosted import GlobalBoostedModel
     from energy_forecast.panel_backtest import attach_panel_actuals, score_panel, split_panel
 
@@ -83,7 +83,7 @@ def run_global(plants: int, scaling: str, origin_every: str) -> dict[str, Any]:
     panel, config, problem = _setup(plants)
     load_seconds = time.perf_counter() - started
     splits = split_panel(panel.series, config.split, config.task, min_history=problem.features.lookback)
-    params = {**config.model.params, **GLOBAL_PARAMS}
+    params = {**config.model.params, **GLOBAL_PARAMS, **({"n_estimators": rounds} if rounds else {})}
     model = GlobalBoostedModel("lightgbm", params, problem, scaling=scaling, train_origin_every=origin_every)
     started = time.perf_counter()
     model.fit({s: sp.history for s, sp in splits.items()}, {s: (sp.through_validation, sp.validation_origins) for s, sp in splits.items()})
@@ -99,6 +99,7 @@ def run_global(plants: int, scaling: str, origin_every: str) -> dict[str, Any]:
     return {
         "plants": plants, "model": "global lightgbm", "scaling": scaling, "train_origin_every": origin_every,
         "training_rows": model.training_rows_, "features": len(model.feature_names_),
+        "expanded_float64_gib": round((model.training_rows_ or 0) * len(model.feature_names_) * 8 / 2**30, 2),
         "load_seconds": round(load_seconds, 1), "fit_seconds": round(fit_seconds, 1), "best_iteration": model.best_iteration_,
         "peak_rss_gib": round(_peak_rss_gib(), 2),
         "december_rmse_volume_weighted": round(aggregate["volume_weighted_rmse"], 3),
@@ -158,6 +159,43 @@ def _write(results: dict[str, Any]) -> None:
     (RESULTS / "scale.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
+def table(results: dict[str, Any]) -> str:
+    """The README's scale table from ``scale.json``."""
+    lines = [
+        "| plants | model | origins | training rows | fit s | peak RSS GiB | Dec. RMSE (vol.-weighted) | nRMSE | forecast all plants, 1 day |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [*results["sizes"], *results["global_vs_per_plant"], *results["choices"]]
+    for r in rows:
+        model = r["model"] + (f", {r['scaling']} scaling" if "scaling" in r else "")
+        one_day = f"{r['forecast_one_day_all_plants_seconds']:.2f} s" if "forecast_one_day_all_plants_seconds" in r else ""
+        lines.append(
+            f"| {r['plants']} | {model} | {r['train_origin_every']} | {r.get('training_rows') or ''} | {r['fit_seconds']:.0f} | "
+            f"{r['peak_rss_gib']:.2f} | {r['december_rmse_volume_weighted']:.2f} | {r['december_nrmse_volume_weighted']:.3f} | {one_day} |"
+        )
+    machine = results["machine"]
+    note = (f"\n{machine['cpus']} CPUs shared with other work (load average {machine['load_average_at_start'][0]} at the start, "
+            f"{machine.get('load_average_at_end', ['?'])[0]} at the end), LightGBM with n_jobs={results['settings']['params']['n_jobs']}.")
+    memory = results.get("memory")
+    if memory:
+        note += (f" Memory: 10 plants at hourly training origins ({memory['training_rows']} rows x {memory['features']} features, "
+                 f"{memory['expanded_float64_gib']} GiB as one float64 matrix) peaked at {memory['peak_rss_gib']} GiB RSS, streamed.")
+    ratio = results.get("fit_time_ratio_100_over_10")
+    if ratio is not None:
+        note += f" Fit time 100 / 10 plants: {ratio}."
+    return "\n".join(lines) + "\n" + note
+
+
+def write_readme(results: dict[str, Any]) -> None:
+    readme = PROJECT_DIR / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- scale:start -->", "<!-- scale:end -->"
+    if start in text and end in text:
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
+        readme.write_text(f"{head}{start}\n{table(results)}\n{end}{tail}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--plants", type=int, nargs="+", default=[10, 30, 100])
@@ -166,13 +204,19 @@ def main(argv: list[str] | None = None) -> None:
         "--jobs", type=int, default=2,
         help="LightGBM threads (2 on a 2-core machine; 1 on a machine shared with other work, where OpenMP threads spin)",
     )
+    parser.add_argument("--readme-only", action="store_true", help="rewrite the README table from bench/results/scale.json")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.readme_only:
+        write_readme(json.loads((RESULTS / "scale.json").read_text()))
+        return
     if args.child:
         kind, plants, *rest = args.child
         GLOBAL_PARAMS["n_jobs"] = int(rest[-1])
         if kind == "global":
             result = run_global(int(plants), rest[0], rest[1])
+        elif kind == "memory":  # the matrix at hourly origins, a few rounds: what streaming saves
+            result = run_global(int(plants), "mean", "1h", rounds=5)
         else:
             result = run_per_plant_models(int(plants), rest[0])
         print(json.dumps(result))
@@ -182,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_at_start": [round(x, 2) for x in load]},
         "settings": {"seed": SEED, "params": {**GLOBAL_PARAMS, "n_jobs": args.jobs}, "train_origin_every": ORIGIN_EVERY, "scaling": "mean",
                      "split": "train Jan-Oct 2018, validate Nov (early stopping), test Dec: 31 day-ahead origins per plant"},
-        "sizes": [], "global_vs_per_plant": [], "choices": [],
+        "sizes": [], "global_vs_per_plant": [], "choices": [], "memory": None,
     }
     for plants in sorted(args.plants):
         _plants_dir(plants)
@@ -200,11 +244,15 @@ def main(argv: list[str] | None = None) -> None:
     for plants in large:  # last: the longest
         results["sizes"].append(_child(["global", str(plants), "mean", ORIGIN_EVERY, jobs]))
         _write(results)
+    if not args.skip_comparisons:
+        results["memory"] = _child(["memory", "10", jobs])
+        _write(results)
     sizes = {r["plants"]: r for r in results["sizes"]}
     if 10 in sizes and 100 in sizes:
         results["fit_time_ratio_100_over_10"] = round(sizes[100]["fit_seconds"] / sizes[10]["fit_seconds"], 2)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     _write(results)
+    write_readme(results)
 
 
 if __name__ == "__main__":
