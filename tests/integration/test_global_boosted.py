@@ -166,3 +166,22 @@ def test_unknown_series_is_refused(panel) -> None:
     model = GlobalBoostedModel("xgboost", {**config.model.params, **FEW_ROUNDS}, problem).fit({s: sp.history for s, sp in two.items()})
     with pytest.raises(ValueError, match="series \\['plant_002'\\] were not in training"):
         model.predict({s: sp.through_test for s, sp in splits.items()}, {s: sp.test_origins for s, sp in splits.items()})
+
+
+def test_train_global_command_backtests_and_saves(panel, tmp_path: Path, monkeypatch, capsys) -> None:
+    from pipelines.cli import main
+
+    folder = Path(next(iter(panel.files.values()))).parent
+    monkeypatch.setenv("PLANTS_PATH", str(folder))
+    config = tmp_path / "global.yaml"
+    config.write_text(
+        f"extends: {CONFIGS / 'training' / 'lightgbm.yaml'}\n"
+        f"split: {{train_end: {SMALL_SPLIT['train_end']}, validation_end: {SMALL_SPLIT['validation_end']}, test_end: {SMALL_SPLIT['test_end']}}}\n"
+        "model:\n  params: {n_estimators: 30, early_stopping_rounds: 5}\n"
+    )
+    main(["train-global", str(config), "--data", str(CONFIGS / "data" / "plants.yaml"), "--out", str(tmp_path / "model"), "--origin-every", "6h"])
+    printed = capsys.readouterr().out
+    assert "3 series: volume-weighted test RMSE" in printed and "plant_002" in printed
+    saved = GlobalBoostedModel.load(tmp_path / "model")
+    assert saved.codes_ == {"plant_000": 0, "plant_001": 1, "plant_002": 2} and saved.train_origin_every == "6h"
+    assert (tmp_path / "model" / "per_series_test_metrics.csv").is_file()
