@@ -70,6 +70,8 @@ SERIES_FEATURE = "series_id"
 SERIES_ID = "series_id"
 """The id column of a panel forecast."""
 Scaling = Literal["mean", "std", "none"]
+BLOCK_ROWS = 100_000
+"""Rows of float64 features built at once inside a series (the float32 series matrix holds them all)."""
 
 
 @dataclass(frozen=True)
@@ -169,17 +171,27 @@ class PanelMatrix:
         """One series' features (float32, scaled), scaled target (float32) and keys (origin, step, timestamp)."""
         if self._cached is not None and self._cached[0] == sid:
             return self._cached[1:]
-        built = build_features(self.frames[sid], self.origins[sid], problem=self.problem)
-        X = built.X.to_numpy(dtype="float64", copy=True)
+        self._cached = None  # one series in memory at a time
+        origins, horizon = self.origins[sid], self.problem.horizon
+        X32 = np.empty((len(origins) * horizon, len(self.feature_names)), dtype=self.dtype)
+        y = np.empty(len(origins) * horizon, dtype="float32")
+        keys = []
         scales = self.scales[sid]
-        for position, column in self._transforms.items():
-            X[:, position] = scales[column].forward(X[:, position])
-        if self.codes is not None:
-            X = np.column_stack([X, np.full(len(X), float(self.codes[sid]))])
-        y = scales[self.problem.target].forward(built.y).astype("float32")
-        X32 = np.ascontiguousarray(X, dtype=self.dtype)
-        self._cached = (sid, X32, y, built.keys)
-        return X32, y, built.keys
+        per_block = max(1, BLOCK_ROWS // horizon)  # origins per block: the float64 features of one block at a time
+        for first in range(0, len(origins), per_block):
+            built = build_features(self.frames[sid], origins[first : first + per_block], problem=self.problem)
+            X = built.X.to_numpy(dtype="float64", copy=True)
+            for position, column in self._transforms.items():
+                X[:, position] = scales[column].forward(X[:, position])
+            rows = slice(first * horizon, first * horizon + len(X))
+            X32[rows, : X.shape[1]] = X
+            if self.codes is not None:
+                X32[rows, -1] = float(self.codes[sid])
+            y[rows] = scales[self.problem.target].forward(built.y)
+            keys.append(built.keys)
+        all_keys = pd.concat(keys, ignore_index=True)
+        self._cached = (sid, X32, y, all_keys)
+        return X32, y, all_keys
 
     def chunks(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         """``(series id, X, y)`` one series at a time."""
