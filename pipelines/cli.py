@@ -29,7 +29,7 @@ from energy_forecast.config import (
 )
 from energy_forecast.contract import describe_lookback
 from energy_forecast.data.ahead import KnownFutureError
-from energy_forecast.data.loading import DataValidationError
+from energy_forecast.data.loading import DataValidationError, load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.forecast import ForecastError, forecast_next
 from energy_forecast.models.chronos2.weights import WeightsUnavailableError
@@ -167,6 +167,15 @@ def forecast_command(data_path: str, task_path: str, model: str | None, alias: s
     print(f"plot:  {outcome.plot}")
 
 
+def synth_plants_command(plants: int, out: str, seed: int, data_path: str) -> None:
+    from energy_forecast.data.plants import write_plants
+
+    base = load_series(load_data_config(resolve_config_path(data_path))).frame
+    paths = write_plants(base, plants, Path(out), seed=seed)
+    print(f"{len(paths)} plants from {data_path} (seed {seed}) in {out}: {paths[0].name} .. {paths[-1].name}")
+    print(f"load them with configs/data/plants.yaml (PLANTS_PATH={out})")
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
@@ -194,6 +203,11 @@ def main(argv: list[str] | None = None) -> None:
     ahead.add_argument("--model", help="registered model; default <data name>-<task name>")
     ahead.add_argument("--alias", default="champion")
     ahead.add_argument("--origin", help="first stamp to forecast; default: the first stamp after the data ends")
+    plants = commands.add_parser("synth-plants", help="write N synthetic plants built from the real steel series (a panel)")
+    plants.add_argument("--plants", type=int, required=True, help="how many plants")
+    plants.add_argument("--out", default="data/plants", help="folder for plant_000.csv ...")
+    plants.add_argument("--seed", type=int, default=0, help="same seed, same plants")
+    plants.add_argument("--data", default="configs/data/steel_industry.yaml", help="data YAML of the real series they are built from")
     arguments = sys.argv[1:] if argv is None else argv
     debug = "--debug" in arguments
     if debug:
@@ -215,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
             train_command(args.config)
         elif args.command == "compare":
             compare_command(args.comparison)
+        elif args.command == "synth-plants":
+            synth_plants_command(args.plants, args.out, args.seed, args.data)
         elif args.command == "forecast":
             forecast_command(args.data, args.task, args.model, args.alias, args.origin)
         else:

@@ -231,6 +231,22 @@ class DataConfig(StrictModel):
         "are rejected",
     )
     covariates: list[Covariate] = Field(default_factory=list)
+    id_column: str | None = Field(
+        default=None,
+        description="a panel in one file: the column naming each row's series (a site, a meter); every series is "
+        "validated on its own. Alternatively `path` may be a glob (plants/*.csv): one file per series, the series "
+        "id being the file name without its suffix",
+    )
+
+    @property
+    def is_glob(self) -> bool:
+        """``path`` is a pattern matching one file per series."""
+        return any(char in str(self.path) for char in "*?[")
+
+    @property
+    def is_panel(self) -> bool:
+        """Many series: an ``id_column`` or a glob ``path``."""
+        return self.id_column is not None or self.is_glob
 
     @field_validator("sha256")
     @classmethod
@@ -283,6 +299,13 @@ class DataConfig(StrictModel):
             raise ValueError(f"the target '{self.target}' cannot also be a covariate")
         if self.timestamp.column in names or self.timestamp.column == self.target:
             raise ValueError(f"the timestamp column '{self.timestamp.column}' cannot be a value column")
+        if self.id_column is not None:
+            if self.id_column in (*names, self.target, self.timestamp.column):
+                raise ValueError(f"id_column '{self.id_column}' cannot also be the target, the timestamp or a covariate")
+            if self.is_glob:
+                raise ValueError("declare either id_column (one file, many series) or a glob path (one file per series), not both")
+        if self.is_glob and self.sha256:
+            raise ValueError("sha256 pins one file; a glob path names many: leave sha256 empty")
         return self
 
     @property
