@@ -2,7 +2,8 @@
 
 A ``distributed.LocalCluster`` of two worker processes on loopback stands in for the cluster of
 infra/k8s/manifests/dask.yaml; LightGBM's own data-parallel learning runs between them. The panel:
-synthetic plants from the real steel series (energy_forecast.data.plants), one Dask partition per
+synthetic plants from the real steel series (energy_forecast.data.plants), written as one CSV per
+plant and loaded back through the panel loader (configs/data/plants.yaml), one Dask partition per
 plant, built on the workers. Day-ahead features: the same slot 1, 2 and 7 days earlier and the
 previous day's mean, calendar, the production calendar (Load_Type, known ahead) and the plant id
 as a categorical; target and lags divided by the plant's mean training load (per-series scaling),
@@ -13,20 +14,19 @@ from __future__ import annotations
 
 import time
 
+import dask.dataframe as dd
+import distributed
+import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
 
 from energy_forecast.config import load_data_config
 from energy_forecast.data.loading import load_series
-from energy_forecast.data.plants import synth_plant
-from tests.conftest import STEEL_DATA_CONFIG
-
-dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
-lightgbm = pytest.importorskip("lightgbm")
-
-from energy_forecast.distributed import fit_dask  # noqa: E402
+from energy_forecast.data.panel import load_panel
+from energy_forecast.data.plants import write_plants
+from energy_forecast.distributed import fit_dask
+from tests.conftest import CONFIGS, STEEL_DATA_CONFIG
 
 PLANTS = 6
 DAY = 96
@@ -37,24 +37,16 @@ LABEL = "y"
 
 
 @pytest.fixture(scope="module")
-def plants(real_data) -> dict[str, pd.DataFrame]:
-    import os
-
-    previous = os.environ.get("DATA_PATH")
-    os.environ["DATA_PATH"] = str(real_data)
-    try:
+def plants(real_data, tmp_path_factory) -> dict[str, pd.DataFrame]:
+    folder = tmp_path_factory.mktemp("plants")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATA_PATH", str(real_data))
         base = load_series(load_data_config(STEEL_DATA_CONFIG)).frame
-    finally:
-        if previous is None:
-            os.environ.pop("DATA_PATH", None)
-        else:
-            os.environ["DATA_PATH"] = previous
-    out = {}
-    for number in range(PLANTS):
-        plant = synth_plant(base, number, seed=11)
-        plant.index = pd.DatetimeIndex(pd.to_datetime(plant.pop("timestamp")), name="timestamp")
-        out[f"plant_{number:03d}"] = plant
-    return out
+        write_plants(base, PLANTS, folder, seed=11)
+        patch.setenv("PLANTS_PATH", str(folder))
+        panel = load_panel(load_data_config(CONFIGS / "data" / "plants.yaml"))
+    assert len(panel.ids) == PLANTS
+    return panel.series
 
 
 def plant_features(site: str, plant: pd.DataFrame, sites: list[str]) -> pd.DataFrame:
@@ -69,7 +61,8 @@ def plant_features(site: str, plant: pd.DataFrame, sites: list[str]) -> pd.DataF
     frame["mean_prev_day"] = scaled.shift(DAY).rolling(DAY).mean()
     frame["slot"] = (plant.index.hour * 4 + plant.index.minute // 15).astype("float32")
     frame["weekday"] = plant.index.dayofweek.astype("float32")
-    frame["load_type"] = pd.Categorical(plant["Load_Type"], categories=["Light_Load", "Medium_Load", "Maximum_Load"]).codes.astype("float32")
+    frame["load_type"] = pd.Categorical(plant["Load_Type"].astype(str), categories=["Light_Load", "Medium_Load", "Maximum_Load"]).codes.astype("float32")
+    assert (frame["load_type"] >= 0).all(), f"{site}: a Load_Type outside the three known kinds"
     frame["site"] = pd.Categorical([site] * len(frame), categories=sites)
     frame["scale"] = scale
     frame[LABEL] = scaled
