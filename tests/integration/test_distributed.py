@@ -143,3 +143,14 @@ def test_fit_dask_refuses_inputs_that_would_train_a_wrong_model(cluster):
         fit_dask(frame.loc[frame["x"] < 0], PARAMS, cluster, label="y")
     with pytest.raises(TypeError, match="dask.dataframe"):
         fit_dask(rows, PARAMS, cluster, label="y")
+
+
+def test_client_from_env_connects_to_the_named_scheduler_and_refuses_none(cluster, monkeypatch):
+    from energy_forecast.distributed import DASK_SCHEDULER_ENV, client_from_env
+
+    monkeypatch.delenv(DASK_SCHEDULER_ENV, raising=False)
+    with pytest.raises(RuntimeError, match=DASK_SCHEDULER_ENV):
+        client_from_env()
+    monkeypatch.setenv(DASK_SCHEDULER_ENV, cluster.scheduler.address)
+    with client_from_env(timeout="20s") as client:
+        assert len(client.scheduler_info()["workers"]) == 2
