@@ -47,6 +47,7 @@ __all__ = [
     "TimestampSpec",
     "TrackingConfig",
     "TrainingConfig",
+    "TuningConfig",
     "deep_merge",
     "format_validation_error",
     "check_lags_leak_free",
@@ -647,6 +648,129 @@ class TrackingConfig(StrictModel):
         return value
 
 
+class IntRange(StrictModel):
+    """An integer parameter searched between ``low`` and ``high`` (both included)."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(1, gt=0)
+    log: bool = Field(False, description="sample on a log scale (low must be >= 1; step must be 1)")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntRange:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and (self.low < 1 or self.step != 1):
+            raise ValueError("log: true needs low >= 1 and step 1")
+        return self
+
+
+class FloatRange(StrictModel):
+    """A real parameter searched between ``low`` and ``high``."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = Field(False, description="sample on a log scale (low must be > 0), e.g. learning rates")
+    step: float | None = Field(None, gt=0, description="a grid step; not with log")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FloatRange:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: true needs low > 0 (got {self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("log: true and step cannot be combined")
+        return self
+
+
+class Choice(StrictModel):
+    """A parameter searched among ``choices`` (numbers, strings, booleans or null)."""
+
+    type: Literal["categorical"]
+    choices: list[str | int | float | bool | None] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _distinct(cls, values: list[Any]) -> list[Any]:
+        duplicated = [value for position, value in enumerate(values) if value in values[:position]]
+        if duplicated:
+            raise ValueError(f"choices listed twice: {duplicated}")
+        return values
+
+
+SearchRange = typing.Annotated[IntRange | FloatRange | Choice, Field(discriminator="type")]
+
+
+class PrunerConfig(StrictModel):
+    """Optuna's pruner: a trial stops after a validation window that is worse than the others' there."""
+
+    type: Literal["median", "percentile", "none"] = Field(
+        "median", description="median: optuna.pruners.MedianPruner; percentile: PercentilePruner; none: NopPruner"
+    )
+    n_startup_trials: int = Field(5, ge=0, description="no pruning until this many trials finished")
+    n_warmup_steps: int = Field(0, ge=0, description="no pruning before this many validation windows of a trial")
+    percentile: float = Field(25.0, gt=0, lt=100, description="percentile pruner only: keep the best this many percent")
+
+
+class TuningConfig(StrictModel):
+    """``tuning:`` of a training YAML: what ``energy-forecast tune`` searches (Optuna) and for how long.
+
+    Trials score the validation windows only; the test period is never read. The budget is
+    ``trials`` (finished trials of the study, counted across resumptions) and/or ``timeout`` (wall
+    seconds of this invocation), whichever ends first.
+    """
+
+    search_space: dict[str, SearchRange] = Field(
+        min_length=1, description="model.params name -> {type: int|float|categorical, low, high, log, step, choices}"
+    )
+    trials: int | None = Field(None, gt=0, description="finished trials the study should hold (a resumed study runs the rest)")
+    timeout: float | None = Field(None, gt=0, description="wall seconds for this invocation; a running trial completes")
+    metric: Literal["rmse", "mae", "mase", "smape"] = Field("rmse", description="validation metric minimised")
+    sampler: Literal["tpe", "random"] = "tpe"
+    sampler_seed: int = 42
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig)
+    storage: str | None = Field(
+        None,
+        description="an SQLAlchemy URL for the Optuna study (postgresql+psycopg2://..., sqlite:///...); empty: "
+        "sqlite optuna.db beside the local MLflow store (.mlflow/). ${VAR} references are expanded",
+    )
+    study_name: str | None = Field(None, description="default: <data>-<task>-<config file stem>")
+
+    @model_validator(mode="after")
+    def _a_budget(self) -> TuningConfig:
+        if self.trials is None and self.timeout is None:
+            raise ValueError("give a budget: trials (a number of trials) and/or timeout (wall seconds)")
+        return self
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_is_a_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError(f"{value!r} is not a database URL such as sqlite:///path/optuna.db or postgresql+psycopg2://user@host/db") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
+            raise ValueError(f"{url.render_as_string(hide_password=True)}: Optuna studies live in sqlite, postgresql or mysql, not {url.get_backend_name()}")
+        if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+            raise ValueError("write postgresql+psycopg2://... (a plain postgresql:// URL needs the psycopg 3 driver, which is not installed)")
+        return value.strip()
+
+    @field_validator("study_name")
+    @classmethod
+    def _plain_study_name(cls, value: str | None) -> str | None:
+        if value is not None and (not NAME_PATTERN.fullmatch(value) or ".." in value):
+            raise ValueError(f"{value!r} is not a plain name: use letters, digits, space, _ . -")
+        return value
+
+
 class TrainingConfig(StrictModel):
     name: str
     data: DataConfig
@@ -660,6 +784,7 @@ class TrainingConfig(StrictModel):
     intervals: IntervalConfig = Field(default_factory=IntervalConfig)
     model: ModelConfig
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    tuning: TuningConfig | None = Field(default=None, description="the Optuna search of `energy-forecast tune`; training ignores it")
     seed: int = 42
     source: Path | None = Field(default=None, exclude=True, description="file this was loaded from")
 

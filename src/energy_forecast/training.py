@@ -41,6 +41,7 @@ from energy_forecast.tracking import SCORED_ON, Promotion, Tracker, flatten, git
 __all__ = [
     "BASELINES",
     "Evaluation",
+    "check_search_space",
     "TrainingResult",
     "evaluate",
     "load_config",
@@ -86,7 +87,31 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> Tr
         parse_params(config.model.type, config.model.params)
     except ModelConfigError as error:
         raise ConfigError(f"{config.source}: {error}") from None
+    if config.tuning is not None:
+        check_search_space(config)
     return config
+
+
+def check_search_space(config: TrainingConfig) -> None:
+    """Every searched parameter is one of the family's, and its bounds (or each choice) are values
+    the family accepts, so no trial can fail on a parameter: checked when the YAML loads.
+
+    Raises:
+        ConfigError: naming the file and ``tuning.search_space.<name>``.
+    """
+    assert config.tuning is not None
+    cls = model_class(config.model.type)
+    known = cls.params_class.model_fields
+    for name, searched in config.tuning.search_space.items():
+        field = f"tuning.search_space.{name}"
+        if name not in known:
+            raise ConfigError(f"{config.source}: {field}: {config.model.type} has no parameter '{name}'; valid parameters: {', '.join(sorted(known))}")
+        values = searched.choices if searched.type == "categorical" else [searched.low, searched.high]
+        for value in values:
+            try:
+                parse_params(config.model.type, {**config.model.params, name: value})
+            except ModelConfigError as error:
+                raise ConfigError(f"{config.source}: {field}: {value!r} is not a valid {name} ({str(error).split(': ', 1)[-1]})") from None
 
 
 def _with_member_configs(config: TrainingConfig, overrides: dict[str, Any]) -> TrainingConfig:
