@@ -724,7 +724,9 @@ class TuningConfig(StrictModel):
     """
 
     search_space: dict[str, SearchRange] = Field(
-        min_length=1, description="model.params name -> {type: int|float|categorical, low, high, log, step, choices}"
+        min_length=1,
+        description="model.params name -> {type: int|float|categorical, low, high, log, step, choices}; a child YAML's "
+        "search_space replaces its parent's whole",
     )
     trials: int | None = Field(None, gt=0, description="finished trials the study should hold (a resumed study runs the rest)")
     timeout: float | None = Field(None, gt=0, description="wall seconds for this invocation; a running trial completes")
@@ -963,11 +965,16 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
 
 def _merge_training(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """``deep_merge``, except that parameters belong to a model type: a child that changes
-    ``model.type`` does not inherit the parent's ``model.params``."""
+    ``model.type`` does not inherit the parent's ``model.params`` (nor its ``tuning:`` block), and a
+    child's ``tuning.search_space`` replaces the parent's whole (ranges of different types never mix)."""
     parent_model, child_model = parent.get("model"), child.get("model")
     if isinstance(parent_model, dict) and isinstance(child_model, dict):
         if child_model.get("type", parent_model.get("type")) != parent_model.get("type"):
-            parent = {**parent, "model": {k: v for k, v in parent_model.items() if k != "params"}}
+            parent = {k: v for k, v in parent.items() if k != "tuning"}
+            parent["model"] = {k: v for k, v in parent_model.items() if k != "params"}
+    parent_tuning, child_tuning = parent.get("tuning"), child.get("tuning")
+    if isinstance(parent_tuning, dict) and isinstance(child_tuning, dict) and "search_space" in child_tuning:
+        parent = {**parent, "tuning": {k: v for k, v in parent_tuning.items() if k != "search_space"}}
     return deep_merge(parent, child)
 
 

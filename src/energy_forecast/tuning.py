@@ -47,6 +47,9 @@ __all__ = [
     "TuningResult",
     "ValidationWindow",
     "default_storage",
+    "load_tuning_config",
+    "open_study",
+    "storage_for",
     "study_name",
     "tune",
     "tuned_path",
@@ -206,6 +209,32 @@ def _suggest(trial: optuna.Trial, tuning: TuningConfig) -> dict[str, Any]:
     return suggested
 
 
+def load_tuning_config(config_path: Path | str, *, trials: int | None = None, timeout: float | None = None) -> TrainingConfig:
+    """The training YAML, which must have a ``tuning:`` block, with the budget overridden if given.
+
+    Raises:
+        ConfigError: naming the file and field.
+    """
+    config = load_config(config_path)
+    if config.tuning is None:
+        raise ConfigError(f"{config_path}: tuning: no tuning block; add one with search_space and a budget (trials and/or timeout)")
+    changes = {k: v for k, v in {"trials": trials, "timeout": timeout}.items() if v is not None}
+    if not changes:
+        return config
+    try:
+        tuning = TuningConfig.model_validate({**config.tuning.model_dump(), **changes})
+    except ValueError as error:
+        problems = "; ".join(e["msg"] for e in getattr(error, "errors", lambda: [])()) or str(error)
+        raise ConfigError(f"{config_path}: tuning: the budget given ({changes}) is invalid: {problems}") from None
+    return config.model_copy(update={"tuning": tuning})
+
+
+def storage_for(config: TrainingConfig, tracking_uri: str | None = None) -> str:
+    """``tuning.storage``, else :func:`default_storage` beside the MLflow store in use."""
+    assert config.tuning is not None
+    return config.tuning.storage or default_storage(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+
+
 def open_study(config: TrainingConfig, storage_url: str) -> optuna.Study:
     """Create the study, or load it when it exists (an interrupted study resumes).
 
@@ -290,21 +319,12 @@ def tune(
             everything :func:`energy_forecast.training.preflight` raises, all before any trial.
     """
     config_path = Path(config_path)
-    config = load_config(config_path)
-    if config.tuning is None:
-        raise ConfigError(f"{config_path}: tuning: no tuning block; add one with search_space and a budget (trials and/or timeout)")
-    changes = {k: v for k, v in {"trials": trials, "timeout": timeout}.items() if v is not None}
-    if changes:
-        try:
-            tuning = TuningConfig.model_validate({**config.tuning.model_dump(), **changes})
-        except ValueError as error:
-            raise ConfigError(f"{config_path}: tuning: the budget given ({changes}) is invalid: {error}") from None
-        config = config.model_copy(update={"tuning": tuning})
+    config = load_tuning_config(config_path, trials=trials, timeout=timeout)
     tuning = config.tuning
     assert tuning is not None
     checked = preflight(config)  # model, device, data, split: nothing runs on bad input
     scored = windows(config, checked.split)
-    storage_url = tuning.storage or default_storage(tracker.tracking_uri if tracker else os.environ.get("MLFLOW_TRACKING_URI"))
+    storage_url = storage_for(config, tracker.tracking_uri if tracker else None)
     study = open_study(config, storage_url)
     name, where = study.study_name, shown(storage_url)
     output_path = Path(output) if output else tuned_path(config_path)

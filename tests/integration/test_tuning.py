@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import optuna
 import pytest
 import yaml
@@ -125,3 +126,22 @@ def test_when_trials_are_scored_on_several_windows_then_optunas_pruner_stops_bad
     assert result.trials_pruned == len(pruned) >= 1
     assert all(list(t.intermediate_values) == [0] for t in pruned)  # stopped after the first window
     assert all(list(t.intermediate_values) == [0, 1] for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+
+
+def test_when_tune_runs_from_the_command_line_then_it_goes_through_dagster_and_prints_progress(tmp_path, synthetic_csv, use_data, monkeypatch, capsys):
+    use_data(synthetic_csv)
+    config_path = tuning_config(tmp_path, "", trials=5)  # empty storage: the default beside the MLflow store
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    from pipelines.cli import main
+
+    main(["tune", str(config_path), "--trials", "2"])
+
+    captured = capsys.readouterr()
+    progress = [line for line in captured.err.splitlines() if "tuning steel_industry-day_ahead-xgboost_small: trial" in line]
+    assert len(progress) == 2 and "finished 2/2; best " in progress[-1] and ", left ~" in progress[-1], captured.err
+    assert "study 'steel_industry-day_ahead-xgboost_small' in sqlite:///" in captured.out
+    assert (tmp_path / "optuna.db").is_file() and (tmp_path / "xgboost_small_tuned.yaml").is_file()
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+    assert [r.job_name for r in runs] == ["tune_model_job"] and runs[0].is_success
