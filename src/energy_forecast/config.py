@@ -736,6 +736,7 @@ class TuningConfig(StrictModel):
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
     storage: str | None = Field(
         None,
+        exclude=True,  # never in a dump (logged params, resolved_config.yaml): the URL may hold a password
         description="an SQLAlchemy URL for the Optuna study (postgresql+psycopg2://..., sqlite:///...); empty: "
         "sqlite optuna.db beside the local MLflow store (.mlflow/). ${VAR} references are expanded",
     )

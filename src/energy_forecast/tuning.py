@@ -222,7 +222,7 @@ def load_tuning_config(config_path: Path | str, *, trials: int | None = None, ti
     if not changes:
         return config
     try:
-        tuning = TuningConfig.model_validate({**config.tuning.model_dump(), **changes})
+        tuning = TuningConfig.model_validate({**config.tuning.model_dump(), "storage": config.tuning.storage, **changes})
     except ValueError as error:
         problems = "; ".join(e["msg"] for e in getattr(error, "errors", lambda: [])()) or str(error)
         raise ConfigError(f"{config_path}: tuning: the budget given ({changes}) is invalid: {problems}") from None
@@ -397,7 +397,7 @@ def tune(
     run_name = f"tune-{config.name}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
     with _quiet_optuna(), _maybe_run(tracker, experiment=config.tracking.experiment, run_name=run_name, tags=tags) as parent:
         if tracker is not None:
-            tracker.log_params({**flatten({"tuning": tuning.model_dump(mode="json", exclude={"storage"})}), "tuning.storage": where, "model.type": config.model.type})
+            tracker.log_params({**flatten({"tuning": tuning.model_dump(mode="json")}), "tuning.storage": where, "model.type": config.model.type})
         if remaining != 0:
             study.optimize(objective, n_trials=remaining, timeout=tuning.timeout, callbacks=[report], gc_after_trial=True)
         best = _best(study)
