@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import yaml
 
-from energy_forecast.training import load_config
 from energy_forecast.tracking import flatten
+from energy_forecast.training import load_config
 from energy_forecast.tuning import load_tuning_config, tuned_path
 from tests.conftest import CONFIGS
 
