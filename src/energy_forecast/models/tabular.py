@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 class TabularForecaster(Forecaster):
     approach = "direct multi-horizon regression on leak-free lag, calendar and covariate features"
+    windowed = True
     native_file: ClassVar[str]
     """File name of the fitted model in a saved model's folder."""
 
