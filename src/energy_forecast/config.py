@@ -489,8 +489,27 @@ class FeatureConfig(StrictModel):
         default=None,
         description="spacing of training origins; the task's origin_every when unset",
     )
+    origin_differences: list[Steps] = Field(
+        default=[],
+        description="the last value minus the value k steps before it (the recent slope and the last hour's shape)",
+    )
+    future_lags: list[Steps] = Field(
+        default=[],
+        description="known-future covariates k steps before the forecast stamp (with the value at the stamp: a transition "
+        "known ahead, such as a Load_Type change at the next slot)",
+    )
+    seasonal_changes: bool = Field(
+        default=False,
+        description="for each seasonal lag and mean: its value at the forecast stamp minus its value at the last observed "
+        "stamp (how the load usually moves from the last slot to this one) and the last value plus that move",
+    )
+    relative_to_last: bool = Field(
+        default=False,
+        description="the model learns the change from the last observed value (target minus the value just before the "
+        "origin) and adds it back: levels a tree never saw stay reachable",
+    )
 
-    @field_validator("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")
+    @field_validator("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags", "origin_differences", "future_lags")
     @classmethod
     def _positive_and_unique(cls, values: list[Steps]) -> list[Steps]:
         check_steps(values)
@@ -508,7 +527,10 @@ class FeatureConfig(StrictModel):
     @property
     def resolved(self) -> bool:
         """Every lag and window is a number of steps (:meth:`in_steps` has run)."""
-        lengths = [*self.origin_lags, *self.seasonal_lags, *(lag for lag, _ in self.seasonal_means), *self.rolling_windows, *self.past_covariate_lags]
+        lengths = [
+            *self.origin_lags, *self.seasonal_lags, *(lag for lag, _ in self.seasonal_means), *self.rolling_windows,
+            *self.past_covariate_lags, *self.origin_differences, *self.future_lags,
+        ]
         return all(isinstance(value, int) for value in lengths)
 
     def in_steps(self, step: pd.Timedelta) -> FeatureConfig:
@@ -526,7 +548,7 @@ class FeatureConfig(StrictModel):
         return FeatureConfig.model_validate(
             {
                 **self.model_dump(),
-                **{field: steps(field) for field in ("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")},
+                **{field: steps(field) for field in ("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags", "origin_differences", "future_lags")},
                 "seasonal_means": [(to_steps(lag, step, "features.seasonal_means"), count) for lag, count in self.seasonal_means],
             }
         )
@@ -544,6 +566,10 @@ class FeatureConfig(StrictModel):
                 *(lag * count for lag, count in self.seasonal_means),
                 *self.rolling_windows,
                 *self.past_covariate_lags,
+                *(k + 1 for k in self.origin_differences),
+                *(lag * count + 1 for lag, count in self.seasonal_means if self.seasonal_changes),
+                *(lag + 1 for lag in self.seasonal_lags if self.seasonal_changes),
+                *self.future_lags,
             ]
         )
 
