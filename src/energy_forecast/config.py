@@ -48,6 +48,7 @@ __all__ = [
     "TrackingConfig",
     "TrainingConfig",
     "TuningConfig",
+    "ValidationWindow",
     "deep_merge",
     "format_validation_error",
     "check_lags_leak_free",
@@ -364,18 +365,47 @@ class TaskConfig(StrictModel):
         return value
 
 
+class ValidationWindow(StrictModel):
+    """One validation window: origins from ``start`` on, each horizon ending by ``end`` (exclusive)."""
+
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ValidationWindow:
+        if not self.start < self.end:
+            raise ValueError(f"a validation window's start ({self.start}) must come before its end ({self.end})")
+        return self
+
+
 class SplitConfig(StrictModel):
     """Chronological split. Each bound is exclusive and is the first stamp of the next period.
 
     ``train_start`` .. ``train_end`` trains, ``train_end`` .. ``validation_end`` validates
     (early stopping, ensemble weights, Chronos validation), ``validation_end`` .. ``test_end``
     is scored by the rolling-origin backtest.
+
+    With ``validation_windows`` > 1, early-stopping rounds and ensemble weights are chosen on
+    several windows before the test (each scored by the same rolling-origin backtest, each model
+    trained only on data before its window); ``refit`` then refits on everything before the test
+    with the chosen round count (:mod:`energy_forecast.validation`).
     """
 
     train_start: datetime | None = None
     train_end: datetime
     validation_end: datetime
     test_end: datetime | None = None
+    validation_windows: int | list[ValidationWindow] = Field(
+        1,
+        description="a number N: the validation period (train_end .. validation_end) and the N-1 periods of the same length "
+        "before it (whole calendar months when both bounds are month starts); or a list of {start, end} windows, each "
+        "ending by validation_end. Early stopping, ensemble weights and tuning use every window; the test never",
+    )
+    refit: bool = Field(
+        False,
+        description="true: after validation, refit on everything before validation_end with the round count chosen on the "
+        "windows (their median best iteration), no early stopping; false: keep the model trained before the last window",
+    )
 
     @model_validator(mode="after")
     def _bounds_increase(self) -> SplitConfig:
@@ -395,6 +425,26 @@ class SplitConfig(StrictModel):
         for (first, a), (second, b) in zip(present, present[1:], strict=False):
             if not a < b:
                 raise ValueError(f"{first} ({a}) must come before {second} ({b})")
+        if isinstance(self.validation_windows, int) and self.validation_windows < 1:
+            raise ValueError(f"validation_windows must be at least 1, got {self.validation_windows}")
+        if isinstance(self.validation_windows, list):
+            if not self.validation_windows:
+                raise ValueError("validation_windows: an empty list; give at least one window, or a number")
+            windows = sorted(self.validation_windows, key=lambda w: w.start)
+            for position, window in enumerate(self.validation_windows):
+                if (window.end.tzinfo is None) != (self.validation_end.tzinfo is None):
+                    raise ValueError(f"validation_windows.{position}: write it like the other bounds (with or without a UTC offset)")
+                if window.end > self.validation_end:
+                    raise ValueError(
+                        f"validation_windows.{position}: ends {window.end}, after validation_end ({self.validation_end}): "
+                        "a validation window may not overlap the test period"
+                    )
+                if self.train_start is not None and window.start <= self.train_start:
+                    raise ValueError(f"validation_windows.{position}: starts {window.start}, not after train_start ({self.train_start})")
+            for first, second in zip(windows, windows[1:], strict=False):
+                if second.start < first.end:
+                    raise ValueError(f"validation_windows: {first.start}..{first.end} and {second.start}..{second.end} overlap")
+            object.__setattr__(self, "validation_windows", windows)
         return self
 
 
@@ -440,8 +490,27 @@ class FeatureConfig(StrictModel):
         default=None,
         description="spacing of training origins; the task's origin_every when unset",
     )
+    origin_differences: list[Steps] = Field(
+        default=[],
+        description="the last value minus the value k steps before it (the recent slope and the last hour's shape)",
+    )
+    future_lags: list[Steps] = Field(
+        default=[],
+        description="known-future covariates k steps before the forecast stamp (with the value at the stamp: a transition "
+        "known ahead, such as a Load_Type change at the next slot)",
+    )
+    seasonal_changes: bool = Field(
+        default=False,
+        description="for each seasonal lag and mean: its value at the forecast stamp minus its value at the last observed "
+        "stamp (how the load usually moves from the last slot to this one) and the last value plus that move",
+    )
+    relative_to_last: bool = Field(
+        default=False,
+        description="the model learns the change from the last observed value (target minus the value just before the "
+        "origin) and adds it back: levels a tree never saw stay reachable",
+    )
 
-    @field_validator("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")
+    @field_validator("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags", "origin_differences", "future_lags")
     @classmethod
     def _positive_and_unique(cls, values: list[Steps]) -> list[Steps]:
         check_steps(values)
@@ -459,7 +528,10 @@ class FeatureConfig(StrictModel):
     @property
     def resolved(self) -> bool:
         """Every lag and window is a number of steps (:meth:`in_steps` has run)."""
-        lengths = [*self.origin_lags, *self.seasonal_lags, *(lag for lag, _ in self.seasonal_means), *self.rolling_windows, *self.past_covariate_lags]
+        lengths = [
+            *self.origin_lags, *self.seasonal_lags, *(lag for lag, _ in self.seasonal_means), *self.rolling_windows,
+            *self.past_covariate_lags, *self.origin_differences, *self.future_lags,
+        ]
         return all(isinstance(value, int) for value in lengths)
 
     def in_steps(self, step: pd.Timedelta) -> FeatureConfig:
@@ -477,7 +549,7 @@ class FeatureConfig(StrictModel):
         return FeatureConfig.model_validate(
             {
                 **self.model_dump(),
-                **{field: steps(field) for field in ("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")},
+                **{field: steps(field) for field in ("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags", "origin_differences", "future_lags")},
                 "seasonal_means": [(to_steps(lag, step, "features.seasonal_means"), count) for lag, count in self.seasonal_means],
             }
         )
@@ -495,6 +567,10 @@ class FeatureConfig(StrictModel):
                 *(lag * count for lag, count in self.seasonal_means),
                 *self.rolling_windows,
                 *self.past_covariate_lags,
+                *(k + 1 for k in self.origin_differences),
+                *(lag * count + 1 for lag, count in self.seasonal_means if self.seasonal_changes),
+                *(lag + 1 for lag in self.seasonal_lags if self.seasonal_changes),
+                *self.future_lags,
             ]
         )
 
