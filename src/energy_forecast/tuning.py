@@ -6,9 +6,12 @@ checked before any work starts: the YAML (each searched bound or choice against 
 parameter schema), the data and split (:func:`energy_forecast.training.preflight`), and the
 storage (the study is created or loaded before the MLflow run opens).
 
-Each trial fits the model with the suggested parameters and scores it on the validation windows
-only (:func:`validation_windows`); the test period is never read. After each window the trial
-reports its running mean to Optuna, whose pruner may stop it there. Each trial is a nested MLflow
+Each trial validates the model with the suggested parameters exactly as training does
+(:func:`energy_forecast.validation.validate` on ``split.validation_windows``, without the refit,
+which changes no validation score); the test period is never read. After each window the trial
+reports the running mean of the windows' RMSE to Optuna, whose pruner may stop it there (so with a
+single window nothing is pruned). A complete trial's value is the metric over every window's
+out-of-window forecasts: the ``val_<metric>`` training logs. Each trial is a nested MLflow
 run under one parent run per invocation. The study lives in a database (SQLite beside the local
 MLflow store, or PostgreSQL) and is loaded if it exists, so an interrupted study resumes: the
 ``trials`` budget counts the study's finished trials, whoever ran them.
@@ -34,18 +37,16 @@ import optuna
 import pandas as pd
 import yaml
 
-from energy_forecast.backtest import ChronologicalSplit, attach_actuals
 from energy_forecast.config import ConfigError, TrainingConfig, TuningConfig
 from energy_forecast.frames import ACTUAL, PREDICTION
 from energy_forecast.metrics import mase_scale, score
-from energy_forecast.models import ValidationData, create_model
 from energy_forecast.tracking import LOCAL_STORE, Tracker, flatten, git_commit
 from energy_forecast.training import load_config, preflight
+from energy_forecast.validation import validate
 
 __all__ = [
     "TuningProgress",
     "TuningResult",
-    "ValidationWindow",
     "default_storage",
     "load_tuning_config",
     "open_study",
@@ -53,7 +54,6 @@ __all__ = [
     "study_name",
     "tune",
     "tuned_path",
-    "validation_windows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,42 +62,6 @@ HEARTBEAT_S = 30
 """A running trial writes a heartbeat this often; one silent for ``GRACE_S`` (its process was
 killed) is marked FAILED by the next invocation and retried once with the same parameters."""
 GRACE_S = 90
-
-
-@dataclass(frozen=True)
-class ValidationWindow:
-    """One period trials are scored on: fit on ``history`` (early stopping on this window's
-    origins), forecast ``origins`` with the context in ``through``."""
-
-    name: str
-    history: pd.DataFrame
-    through: pd.DataFrame
-    origins: pd.DatetimeIndex
-
-
-def validation_windows(config: TrainingConfig, split: ChronologicalSplit) -> list[ValidationWindow]:
-    """The windows a trial is scored on, earliest first (the pruner sees them in this order).
-
-    Today one: the split's validation period, fitted on the training period exactly as
-    :func:`energy_forecast.training.evaluate` does, so a trial's score is the ``val_<metric>`` that
-    training from the tuned YAML logs. None reaches into the test period.
-    """
-    return [ValidationWindow("validation", split.history, split.through_validation, split.validation_origins)]
-
-
-WindowsFunction = Callable[[TrainingConfig, ChronologicalSplit], list[ValidationWindow]]
-
-
-def score_window(config: TrainingConfig, window: ValidationWindow) -> dict[str, float]:
-    """Fit ``config``'s model on the window's history and score its forecasts of the window."""
-    problem = config.problem
-    model = create_model(config.model, problem)
-    model.fit(window.history, ValidationData(window.through, window.origins))
-    forecast = attach_actuals(model.predict(window.through, window.origins), window.through, problem.target)
-    scale = mase_scale(window.history[problem.target].to_numpy(), problem.steps_per("7D"))
-    return score(forecast[ACTUAL], forecast[PREDICTION], scale=scale) | {
-        f"fitted_{k}": float(v) for k, v in model.fitted_summary().items() if isinstance(v, int | float | np.number)
-    }
 
 
 def study_name(config: TrainingConfig) -> str:
@@ -303,7 +267,6 @@ def tune(
     timeout: float | None = None,
     output: Path | str | None = None,
     progress: Callable[[TuningProgress], None] | None = None,
-    windows: WindowsFunction = validation_windows,
 ) -> TuningResult:
     """Run (or resume) the Optuna study of a training YAML's ``tuning:`` block and write the tuned YAML.
 
@@ -312,7 +275,6 @@ def tune(
         trials, timeout: override the YAML's budget (e.g. from the CLI or the Launchpad).
         output: the tuned YAML; default :func:`tuned_path` (next to the original).
         progress: called after every trial (the library also logs each at INFO).
-        windows: the validation windows a trial is scored on (:func:`validation_windows`).
 
     Raises:
         ConfigError: no ``tuning:`` block, an invalid one, or storage that cannot be opened; and
@@ -323,7 +285,10 @@ def tune(
     tuning = config.tuning
     assert tuning is not None
     checked = preflight(config)  # model, device, data, split: nothing runs on bad input
-    scored = windows(config, checked.split)
+    split = checked.split
+    windows = split.windows if checked.model.windowed else split.windows[-1:]  # families that choose nothing on windows: one
+    problem = config.problem
+    scale = mase_scale(split.history[problem.target].to_numpy(), problem.steps_per("7D"))
     storage_url = storage_for(config, tracker.tracking_uri if tracker else None)
     study = open_study(config, storage_url)
     name, where = study.study_name, shown(storage_url)
@@ -336,7 +301,7 @@ def tune(
         "%s: study '%s' in %s: %d finished trials%s; %s trials to run, timeout %s, %d validation window(s) of %s origins",
         config.name, name, where, already, " (resumed)" if already else "",
         "no limit on" if remaining is None else remaining, f"{tuning.timeout:g} s" if tuning.timeout else "none",
-        len(scored), "+".join(str(len(w.origins)) for w in scored),
+        len(windows), "+".join(str(len(w.origins)) for w in windows),
     )
     started = time.perf_counter()
     lines: list[str] = []
@@ -347,32 +312,42 @@ def tune(
     }
 
     def objective(trial: optuna.Trial) -> float:
+        """The trial's parameters validated on every window (never the test), exactly as training
+        validates: its value is the ``val_<metric>`` training from these parameters logs."""
         params = {**config.model.params, **_suggest(trial, tuning)}
         trial_config = config.model_copy(update={"model": config.model.model_copy(update={"params": params})})
-        values: list[float] = []
-        pruned = False
+        window_rmse: list[float] = []
         trial_started = time.perf_counter()
+
+        def on_window(position: int, rmse: float) -> None:  # Optuna's pruner judges the running mean after each window
+            window_rmse.append(rmse)
+            trial.report(float(np.mean(window_rmse)), position)
+            if tracker is not None:
+                tracker.log_metrics({f"val_rmse_window{position + 1}": rmse})
+            if position < len(windows) - 1 and trial.should_prune():  # after the last window nothing is left to save
+                raise optuna.TrialPruned(f"after window {position + 1} of {len(windows)}: mean RMSE {np.mean(window_rmse):.4f}")
+
         with _maybe_run(tracker, experiment=config.tracking.experiment, run_name=f"{name}-trial-{trial.number}", tags={**tags, "optuna_trial": str(trial.number)}, nested=True) as active:
             if active is not None:
                 trial.set_user_attr("mlflow_run_id", active.info.run_id)
                 tracker.log_params({f"model.params.{k}": str(v) for k, v in trial.params.items()})
-            for step, window in enumerate(scored):
-                scores = score_window(trial_config, window)
-                values.append(scores[metric])
-                running = float(np.mean(values))
-                trial.report(running, step)
-                trial.set_user_attr(f"window_{window.name}_{metric}", scores[metric])
+            try:
+                validated = validate(trial_config, checked.series, split=split, refit=False, on_window=on_window)
+            except optuna.TrialPruned:
                 if tracker is not None:
-                    tracker.log_metrics({f"val_{metric}_{window.name}": scores[metric], **{f"{window.name}_{k}": v for k, v in scores.items() if k.startswith("fitted_")}})
-                if step < len(scored) - 1 and trial.should_prune():  # after the last window, nothing is left to save
-                    pruned = True
-                    break
-            if tracker is not None:
-                tracker.log_metrics({f"val_{metric}": running, "trial_seconds": time.perf_counter() - trial_started})
-                tracker.set_tags({"optuna_state": "PRUNED" if pruned else "COMPLETE", "optuna_windows_scored": str(len(values))})
+                    tracker.set_tags({"optuna_state": "PRUNED", "optuna_windows_scored": str(len(window_rmse))})
+                    tracker.log_metrics({"trial_seconds": time.perf_counter() - trial_started})
+                pruned = True
+            else:
+                pruned = False
+                forecast = validated.record.forecast
+                value = score(forecast[ACTUAL], forecast[PREDICTION], scale=scale)[metric]
+                if tracker is not None:
+                    tracker.set_tags({"optuna_state": "COMPLETE", "optuna_windows_scored": str(len(window_rmse))})
+                    tracker.log_metrics({f"val_{metric}": value, "trial_seconds": time.perf_counter() - trial_started, **validated.summary()})
         if pruned:
-            raise optuna.TrialPruned(f"after window {len(values)} of {len(scored)}: running val_{metric} {running:.4f}")
-        return running
+            raise optuna.TrialPruned(f"after {len(window_rmse)} of {len(windows)} windows")
+        return value
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         durations.append(trial.duration.total_seconds() if trial.duration else 0.0)

@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 from energy_forecast.data import load_series
 from energy_forecast.tracking import Tracker
 from energy_forecast.training import evaluate, load_config
-from energy_forecast.tuning import ValidationWindow, tune, tuned_path
+from energy_forecast.tuning import tune, tuned_path
+from tests.conftest import SMALL_SPLIT
 from tests.integration.helpers import small_config
 
 SEARCH_SPACE = {
@@ -107,25 +108,25 @@ def test_when_training_from_the_tuned_yaml_then_it_reproduces_the_tuned_score(tm
 
 def test_when_trials_are_scored_on_several_windows_then_optunas_pruner_stops_bad_ones_early(tmp_path, synthetic_csv, use_data):
     use_data(synthetic_csv)
-    config_path = tuning_config(
-        tmp_path, f"sqlite:///{tmp_path / 'optuna.db'}", trials=8, sampler="random",
-        pruner={"type": "median", "n_startup_trials": 2},
-        search_space={"learning_rate": {"type": "float", "low": 0.001, "high": 0.3, "log": True}},
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    path, _ = small_config(
+        tmp_path, "xgboost.yaml", params={"n_estimators": 30},
+        split={**SMALL_SPLIT, "validation_windows": 2},  # two fortnights before the test, each trained only on what precedes it
+        features={"train_origin_every": "1D", "seasonal_lags": ["1d", "7d"], "seasonal_means": [["1d", 7]]},
+        tuning={"trials": 8, "storage": storage, "sampler": "random", "pruner": {"type": "median", "n_startup_trials": 2},
+                "search_space": {"learning_rate": {"type": "float", "low": 0.001, "high": 0.3, "log": True}}},
     )
 
-    def halves(config, split) -> list[ValidationWindow]:
-        first, second = split.validation_origins[:7], split.validation_origins[7:]
-        return [
-            ValidationWindow("first", split.history, split.through_validation, first),
-            ValidationWindow("second", split.history, split.through_validation, second),
-        ]
+    result = tune(path)
 
-    result = tune(config_path, windows=halves)
-    trials = optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{tmp_path / 'optuna.db'}").get_trials()
+    trials = optuna.load_study(study_name=result.study_name, storage=storage).get_trials()
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert result.trials_pruned == len(pruned) >= 1
     assert all(list(t.intermediate_values) == [0] for t in pruned)  # stopped after the first window
     assert all(list(t.intermediate_values) == [0, 1] for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    config = load_config(result.tuned_config)
+    assert config.split.validation_windows == 2
+    assert evaluate(config, load_series(config.data)).validation_metrics["rmse"] == pytest.approx(result.best_value, rel=1e-9, abs=1e-9)
 
 
 def test_when_tune_runs_from_the_command_line_then_it_goes_through_dagster_and_prints_progress(tmp_path, synthetic_csv, use_data, monkeypatch, capsys):
