@@ -37,6 +37,8 @@ MODELS = ["xgboost", "lightgbm", "catboost", "stacking", "voting"]
 REPORTED = ("rmse", "mae", "r2", "mase")
 INTERVALS = ("coverage_80", "width_80", "pinball_loss")
 BOOSTERS = ["xgboost", "lightgbm", "catboost"]
+KEPT = ("tuning",)
+"""Results other benchmarks write into latest.json (``python -m bench.tuning``): kept when this one rewrites it."""
 TARGETS = {
     "day_ahead_rmse": 13.0, "nowcast_rmse": 6.0, "demo_peak_rss_mb": 4096,
     "coverage_80_best_gbdt": [0.76, 0.84], "forecast_latency_s": 3.0, "replay_per_day_s": 20.0,
@@ -322,6 +324,8 @@ def main() -> None:
     results["summary"] = {"best_day_ahead_rmse": best_day_ahead, "best_nowcast_rmse": best_nowcast}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
+    previous = json.loads((RESULTS / "latest.json").read_text()) if (RESULTS / "latest.json").is_file() else {}
+    results |= {key: previous[key] for key in KEPT if key in previous and key not in results}
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     write_tables(results)
 
