@@ -47,7 +47,7 @@ TARGETS = {
 def nowcast_overrides() -> dict[str, Any]:
     """The nowcast task and feature recipe of ``xgboost_nowcast.yaml``, for every model."""
     nowcast = yaml.safe_load((TRAINING / "xgboost_nowcast.yaml").read_text())
-    return {"task": str((TRAINING / nowcast["task"]).resolve()), "features": nowcast["features"]}
+    return {"task": str((TRAINING / nowcast["task"]).resolve()), "features": nowcast["features"], "split": nowcast.get("split", {})}
 
 
 def one(config_name: str, task: str, saved: Path | None = None) -> dict[str, Any]:
@@ -88,9 +88,12 @@ def validation_setting() -> dict[str, Any]:
     """The split's validation windows and refit, as every training YAML inherits them from _base.yaml."""
     from energy_forecast.training import load_config
 
-    split = load_config(TRAINING / "xgboost.yaml").split
-    windows = split.validation_windows if isinstance(split.validation_windows, int) else [w.model_dump(mode="json") for w in split.validation_windows]
-    return {"windows": windows, "refit": split.refit}
+    def setting(split: Any) -> dict[str, Any]:
+        windows = split.validation_windows if isinstance(split.validation_windows, int) else [w.model_dump(mode="json") for w in split.validation_windows]
+        return {"windows": windows, "refit": split.refit}
+
+    day_ahead = setting(load_config(TRAINING / "xgboost.yaml").split)
+    return {**day_ahead, "nowcast": setting(load_config(TRAINING / "xgboost.yaml", nowcast_overrides()).split)}
 
 
 def ensemble_deltas(models: dict[str, Any]) -> dict[str, Any]:
@@ -253,8 +256,13 @@ def markdown(results: dict[str, Any]) -> str:
     if validation:
         windows = validation["windows"]
         described = f"{windows} monthly windows before December" if isinstance(windows, int) else f"{len(windows)} listed windows"
-        refit = "then refit on January-November for the median best round count" if validation["refit"] else "the last window's model kept (no refit)"
-        lines += ["", f"Validation: early stopping and ensemble weights chosen on {described}, {refit}; December is read only to score."]
+
+        def refit(setting: dict[str, Any]) -> str:
+            return "refit on January-November for the median best round count" if setting["refit"] else "the last window's model kept (no refit)"
+
+        nowcast = validation.get("nowcast", validation)
+        lines += ["", f"Validation: early stopping and ensemble weights chosen on {described}; day-ahead: {refit(validation)}; "
+                  f"nowcast: {refit(nowcast)}. December is read only to score."]
     deltas = results.get("ensemble_deltas", {})
     for name, row in deltas.items():
         parts = [
