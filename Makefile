@@ -16,6 +16,8 @@ export DATA_PATH ?= $(CURDIR)/data/raw/Steel_industry_data.csv
 export FORECAST_STORE_URL ?= sqlite:///$(CURDIR)/.forecasts/forecasts.db
 export FORECAST_PLOTS_URI ?= $(CURDIR)/.forecasts/plots
 ORIGIN ?=
+TRIALS ?=
+TIMEOUT ?=
 SERVING_PORT ?= 8080
 FROM ?= 2018-12-01
 DAYS ?= 7
@@ -24,7 +26,7 @@ EVERY ?= 2
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: help venv venv-dev data demo train compare forecast replay serve validate dev test test-unit test-integration test-system bench bench-scale lint lock clean-local
+.PHONY: help venv venv-dev data demo train tune compare forecast replay serve validate dev test test-unit test-integration test-system bench bench-scale lint lock clean-local
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,6 +70,10 @@ demo: venv data ## train the traditional models through Dagster, locally, and pr
 train: venv ## run complete_training_job for CONFIG=configs/training/<file>.yaml
 	@mkdir -p "$(DAGSTER_HOME)" .mlflow
 	$(BIN)/energy-forecast train $(CONFIG)
+
+tune: venv ## run tune_model_job (Optuna) for CONFIG's tuning: block (TRIALS=, TIMEOUT= override the budget); writes <name>_tuned.yaml
+	@mkdir -p "$(DAGSTER_HOME)" .mlflow
+	$(BIN)/energy-forecast tune $(CONFIG) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 compare: venv ## run compare_models_job for COMPARISON=configs/comparisons/<file>.yaml
 	@mkdir -p "$(DAGSTER_HOME)" .mlflow

@@ -3,6 +3,7 @@
     energy-forecast validate configs/training/*.yaml
     energy-forecast train configs/training/lightgbm.yaml
     energy-forecast compare configs/comparisons/traditional.yaml
+    energy-forecast tune configs/training/xgboost.yaml [--trials N] [--timeout S]
     energy-forecast demo
     energy-forecast forecast [--origin 2019-01-01]
 
@@ -35,6 +36,7 @@ from energy_forecast.forecast import ForecastError, forecast_next
 from energy_forecast.models.chronos2.weights import WeightsUnavailableError
 from energy_forecast.tracking import resolve_tracking_uri
 from energy_forecast.training import TrainingResult, load_config, preflight
+from energy_forecast.tuning import TuningResult, load_tuning_config, open_study, storage_for
 from pipelines.definitions import defs
 from pipelines.logs import DEBUG_VARIABLE
 from pipelines.paths import resolve_config_path
@@ -125,6 +127,25 @@ def train_command(config_path: str) -> None:
     _print_result(outcome.output_for_node("train_model"))
 
 
+def tune_command(config_path: str, trials: int | None, timeout: float | None) -> TuningResult:
+    """tune_model_job for one YAML: every check (the tuning block, the data, the storage) before launch."""
+    path = resolve_config_path(config_path)
+    config = load_tuning_config(path, trials=trials, timeout=timeout)
+    preflight(config)
+    open_study(config, storage_for(config, resolve_tracking_uri()))  # an unreachable storage fails here, with exit 2
+    op_config = {"config_path": str(path), **({"trials": trials} if trials else {}), **({"timeout_s": timeout} if timeout else {})}
+    outcome = _execute("tune_model_job", {"ops": {"tune_model": {"config": op_config}}})
+    result: TuningResult = outcome.output_for_node("tune_model")
+    print(
+        f"study '{result.study_name}' in {result.storage}: {result.trials_finished} finished trials "
+        f"({result.trials_pruned} pruned; {result.trials_run} in this run, {result.wall_s:.0f} s)"
+    )
+    print(f"best val_{result.metric} {result.best_value:.4f} (trial {result.best_trial}): {result.best_params}")
+    print(f"tuned config: {result.tuned_config}  (train it: energy-forecast train {result.tuned_config})")
+    print(f"MLflow run: {result.run_id}  {result.run_url or ''}")
+    return result
+
+
 def compare_command(comparison_path: str) -> dg.ExecuteInProcessResult:
     comparison = load_comparison_config(resolve_config_path(comparison_path))
     _check_before_launch(comparison.configs)
@@ -205,6 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--data", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     one = commands.add_parser("train", help="run complete_training_job for one training YAML")
     one.add_argument("config")
+    search = commands.add_parser("tune", help="run tune_model_job: the Optuna study of a training YAML's tuning: block")
+    search.add_argument("config")
+    search.add_argument("--trials", type=int, help="finished trials the study should hold (overrides tuning.trials)")
+    search.add_argument("--timeout", type=float, help="wall seconds for this run (overrides tuning.timeout)")
     many = commands.add_parser("compare", help="run compare_models_job for a comparison YAML")
     many.add_argument("comparison", nargs="?", default="configs/comparisons/traditional.yaml")
     demo = commands.add_parser("demo", help="compare the traditional models and say where to look")
@@ -246,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
             validate(args.configs, args.config_only)
         elif args.command == "train":
             train_command(args.config)
+        elif args.command == "tune":
+            tune_command(args.config, args.trials, args.timeout)
         elif args.command == "compare":
             compare_command(args.comparison)
         elif args.command == "synth-plants":

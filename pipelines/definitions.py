@@ -21,6 +21,7 @@ from pipelines.jobs import (
     compare_all_models_job,
     compare_models_job,
     complete_training_job,
+    tune_model_job,
 )
 from pipelines.logs import concise_console_logger
 from pipelines.paths import resolve_config_path
@@ -41,6 +42,7 @@ defs = dg.Definitions(
         chronos_finetuned_job,
         chronos_covariates_job,
         compare_all_models_job,
+        tune_model_job,
         ingest_job,
         train_models_job,
         retrain_job,

@@ -17,8 +17,9 @@ from energy_forecast.comparison import build_leaderboard, leaderboard_png, log_l
 from energy_forecast.config import load_comparison_config
 from energy_forecast.tracking import load_logged_forecaster
 from energy_forecast.training import TrainingResult, load_config, member_configs, train
+from energy_forecast.tuning import TuningResult, tune
 from pipelines.logs import library_logs_to
-from pipelines.metadata import markdown_table, png_markdown, training_metadata
+from pipelines.metadata import markdown_table, png_markdown, training_metadata, tuning_metadata
 from pipelines.paths import resolve_config_path
 from pipelines.resources import MlflowTracking
 
@@ -205,3 +206,33 @@ compare_all_models_job = comparison_job(
     "Train all eight models (five traditional, Chronos-2 in three modes) and rank them against the baselines.",
     gpu=True,
 )
+
+
+class TuningJobConfig(dg.Config):
+    config_path: str = Field(
+        default="configs/training/xgboost.yaml",
+        description="Training YAML with a tuning: block (search space, budget, storage), absolute or relative to the project.",
+    )
+    trials: int | None = Field(default=None, description="Override tuning.trials: finished trials the study should hold.")
+    timeout_s: float | None = Field(default=None, description="Override tuning.timeout: wall seconds of this run.")
+
+
+@dg.op(description="Run or resume the Optuna study of a training YAML on its validation windows; write <name>_tuned.yaml.")
+def tune_model(context: dg.OpExecutionContext, config: TuningJobConfig, mlflow: MlflowTracking) -> TuningResult:
+    path = resolve_config_path(config.config_path)
+    with library_logs_to(context.log):  # one progress line per trial: count, best so far, time left
+        result = tune(path, tracker=mlflow.tracker(), trials=config.trials, timeout=config.timeout_s)
+    context.add_output_metadata(tuning_metadata(result))
+    return result
+
+
+@dg.job(
+    name="tune_model_job",
+    description="Optuna search of a training YAML's tuning: block (validation only; resumes an interrupted study); "
+    "trials as nested MLflow runs; the best parameters written to <name>_tuned.yaml beside it.",
+    executor_def=dg.in_process_executor,
+    config=dg.RunConfig(ops={"tune_model": TuningJobConfig(config_path="configs/training/xgboost.yaml")}),
+    tags={GPU_TAG: "false"},
+)
+def tune_model_job() -> None:
+    tune_model()

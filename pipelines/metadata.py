@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from energy_forecast.training import TrainingResult
+from energy_forecast.tuning import TuningResult
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -36,4 +37,24 @@ def training_metadata(result: TrainingResult) -> dict[str, dg.MetadataValue]:
     if result.promotion:
         metadata["registered_model"] = dg.MetadataValue.text(f"{result.promotion.registered_model} v{result.promotion.version}")
         metadata["promotion"] = dg.MetadataValue.text(result.promotion.decision)
+    return metadata
+
+
+def tuning_metadata(result: TuningResult) -> dict[str, dg.MetadataValue]:
+    metadata: dict[str, dg.MetadataValue] = {
+        "study": dg.MetadataValue.text(result.study_name),
+        "storage": dg.MetadataValue.text(result.storage),
+        f"best_val_{result.metric}": dg.MetadataValue.float(result.best_value),
+        "best_trial": dg.MetadataValue.int(result.best_trial),
+        "best_params": dg.MetadataValue.json(result.best_params),
+        "trials_finished": dg.MetadataValue.int(result.trials_finished),
+        "trials_pruned": dg.MetadataValue.int(result.trials_pruned),
+        "trials_this_run": dg.MetadataValue.int(result.trials_run),
+        "wall_seconds": dg.MetadataValue.float(result.wall_s),
+        "tuned_config": dg.MetadataValue.path(result.tuned_config),
+    }
+    if result.run_id:
+        metadata["mlflow_run_id"] = dg.MetadataValue.text(result.run_id)
+    if result.run_url:
+        metadata["mlflow_run"] = dg.MetadataValue.url(result.run_url)
     return metadata

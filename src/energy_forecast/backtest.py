@@ -24,7 +24,7 @@ import pandas as pd
 from energy_forecast.config import SplitConfig, TaskConfig
 from energy_forecast.frames import ACTUAL, ORIGIN, TIMESTAMP
 
-__all__ = ["ChronologicalSplit", "attach_actuals", "origins_between", "split_series"]
+__all__ = ["ChronologicalSplit", "Window", "attach_actuals", "origins_between", "split_series", "validation_windows"]
 
 
 def local_bound(value: object, index: pd.DatetimeIndex, field: str = "") -> pd.Timestamp:
@@ -78,6 +78,68 @@ def origins_between(
 
 
 @dataclass(frozen=True)
+class Window:
+    """A validation window: a model trained on everything before ``start`` forecasts ``origins``,
+    each horizon ending by ``end`` (exclusive)."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    origins: pd.DatetimeIndex
+
+    def describe(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M}..{self.end:%Y-%m-%d %H:%M} ({len(self.origins)} origins)"
+
+
+def _month_start(stamp: pd.Timestamp) -> bool:
+    return stamp.day == 1 and stamp == stamp.normalize()
+
+
+def validation_windows(
+    frame: pd.DataFrame, bounds: SplitConfig, task: TaskConfig, *, min_history: int
+) -> tuple[Window, ...]:
+    """The validation windows of ``bounds`` on ``frame``'s index, oldest first.
+
+    A number N: the validation period (``train_end`` .. ``validation_end``) and the N-1 periods of
+    the same length before it, whole calendar months when both bounds are month starts (N=3 with a
+    November validation period: September, October, November). A list: those windows.
+
+    Raises:
+        ValueError: a window has no origin or too little history before it, naming the field.
+    """
+    index = frame.index
+    train_end = local_bound(bounds.train_end, index, "split.train_end")
+    validation_end = local_bound(bounds.validation_end, index, "split.validation_end")
+    if isinstance(bounds.validation_windows, list):
+        spans = [
+            (local_bound(w.start, index, f"split.validation_windows.{i}.start"), local_bound(w.end, index, f"split.validation_windows.{i}.end"))
+            for i, w in enumerate(bounds.validation_windows)
+        ]
+    else:
+        count = bounds.validation_windows
+        wall_start, wall_end = pd.Timestamp(bounds.train_end), pd.Timestamp(bounds.validation_end)
+        months = (wall_end.year - wall_start.year) * 12 + wall_end.month - wall_start.month
+        by_months = _month_start(wall_start) and _month_start(wall_end)
+
+        def shifted(stamp: pd.Timestamp, k: int) -> pd.Timestamp:
+            return local_bound(stamp - (pd.DateOffset(months=months * k) if by_months else (wall_end - wall_start) * k), index)
+
+        spans = [(shifted(wall_start, k), shifted(wall_end, k)) if k else (train_end, validation_end) for k in range(count - 1, -1, -1)]
+    windows = []
+    for position, (start, end) in enumerate(spans):
+        field = "split.validation_windows" + (f".{position}" if isinstance(bounds.validation_windows, list) else f" (window {start:%Y-%m-%d}..{end:%Y-%m-%d})")
+        if end > validation_end:
+            raise ValueError(f"{field}: ends after split.validation_end ({validation_end}): it would overlap the test period")
+        before = int((index < start).sum())
+        if before <= min_history:
+            raise ValueError(f"{field}: {before} rows before it; a model needs more than {min_history} to train (fewer windows, or later ones)")
+        origins = origins_between(index, start, end, horizon=task.horizon, every=task.origin_every, at=task.origin_time, min_history=min_history)
+        if origins.empty:
+            raise ValueError(f"{field}: no {task.name} origin (horizon {task.horizon}) fits between {start} and {end}")
+        windows.append(Window(start, end, origins))
+    return tuple(windows)
+
+
+@dataclass(frozen=True)
 class ChronologicalSplit:
     """Frames cut at the split bounds. Each frame holds everything before its period's end."""
 
@@ -90,12 +152,16 @@ class ChronologicalSplit:
     validation_origins: pd.DatetimeIndex
     test_origins: pd.DatetimeIndex
     bounds: SplitConfig
+    windows: tuple[Window, ...] = ()
+    """The validation windows, oldest first (the last one is the validation period by default)."""
 
     def describe(self) -> dict[str, str | int]:
         return {
             "train_rows": len(self.history),
             "train_first": str(self.history.index[0]),
             "validation_origins": len(self.validation_origins),
+            "validation_windows": len(self.windows),
+            "refit": bool(self.bounds.refit),
             "test_origins": len(self.test_origins),
             "test_first_origin": str(self.test_origins[0]) if len(self.test_origins) else "",
         }
@@ -143,6 +209,7 @@ def split_series(frame: pd.DataFrame, bounds: SplitConfig, task: TaskConfig, *, 
         validation_origins=place(train_end, validation_end, "validation_end"),
         test_origins=place(validation_end, test_end, "test_end"),
         bounds=bounds,
+        windows=validation_windows(frame.loc[index < validation_end], bounds, task, min_history=min_history),
     )
 
 

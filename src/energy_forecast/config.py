@@ -47,6 +47,8 @@ __all__ = [
     "TimestampSpec",
     "TrackingConfig",
     "TrainingConfig",
+    "TuningConfig",
+    "ValidationWindow",
     "deep_merge",
     "format_validation_error",
     "check_lags_leak_free",
@@ -386,18 +388,47 @@ class TaskConfig(StrictModel):
         return value
 
 
+class ValidationWindow(StrictModel):
+    """One validation window: origins from ``start`` on, each horizon ending by ``end`` (exclusive)."""
+
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ValidationWindow:
+        if not self.start < self.end:
+            raise ValueError(f"a validation window's start ({self.start}) must come before its end ({self.end})")
+        return self
+
+
 class SplitConfig(StrictModel):
     """Chronological split. Each bound is exclusive and is the first stamp of the next period.
 
     ``train_start`` .. ``train_end`` trains, ``train_end`` .. ``validation_end`` validates
     (early stopping, ensemble weights, Chronos validation), ``validation_end`` .. ``test_end``
     is scored by the rolling-origin backtest.
+
+    With ``validation_windows`` > 1, early-stopping rounds and ensemble weights are chosen on
+    several windows before the test (each scored by the same rolling-origin backtest, each model
+    trained only on data before its window); ``refit`` then refits on everything before the test
+    with the chosen round count (:mod:`energy_forecast.validation`).
     """
 
     train_start: datetime | None = None
     train_end: datetime
     validation_end: datetime
     test_end: datetime | None = None
+    validation_windows: int | list[ValidationWindow] = Field(
+        1,
+        description="a number N: the validation period (train_end .. validation_end) and the N-1 periods of the same length "
+        "before it (whole calendar months when both bounds are month starts); or a list of {start, end} windows, each "
+        "ending by validation_end. Early stopping, ensemble weights and tuning use every window; the test never",
+    )
+    refit: bool = Field(
+        False,
+        description="true: after validation, refit on everything before validation_end with the round count chosen on the "
+        "windows (their median best iteration), no early stopping; false: keep the model trained before the last window",
+    )
 
     @model_validator(mode="after")
     def _bounds_increase(self) -> SplitConfig:
@@ -417,6 +448,26 @@ class SplitConfig(StrictModel):
         for (first, a), (second, b) in zip(present, present[1:], strict=False):
             if not a < b:
                 raise ValueError(f"{first} ({a}) must come before {second} ({b})")
+        if isinstance(self.validation_windows, int) and self.validation_windows < 1:
+            raise ValueError(f"validation_windows must be at least 1, got {self.validation_windows}")
+        if isinstance(self.validation_windows, list):
+            if not self.validation_windows:
+                raise ValueError("validation_windows: an empty list; give at least one window, or a number")
+            windows = sorted(self.validation_windows, key=lambda w: w.start)
+            for position, window in enumerate(self.validation_windows):
+                if (window.end.tzinfo is None) != (self.validation_end.tzinfo is None):
+                    raise ValueError(f"validation_windows.{position}: write it like the other bounds (with or without a UTC offset)")
+                if window.end > self.validation_end:
+                    raise ValueError(
+                        f"validation_windows.{position}: ends {window.end}, after validation_end ({self.validation_end}): "
+                        "a validation window may not overlap the test period"
+                    )
+                if self.train_start is not None and window.start <= self.train_start:
+                    raise ValueError(f"validation_windows.{position}: starts {window.start}, not after train_start ({self.train_start})")
+            for first, second in zip(windows, windows[1:], strict=False):
+                if second.start < first.end:
+                    raise ValueError(f"validation_windows: {first.start}..{first.end} and {second.start}..{second.end} overlap")
+            object.__setattr__(self, "validation_windows", windows)
         return self
 
 
@@ -462,8 +513,27 @@ class FeatureConfig(StrictModel):
         default=None,
         description="spacing of training origins; the task's origin_every when unset",
     )
+    origin_differences: list[Steps] = Field(
+        default=[],
+        description="the last value minus the value k steps before it (the recent slope and the last hour's shape)",
+    )
+    future_lags: list[Steps] = Field(
+        default=[],
+        description="known-future covariates k steps before the forecast stamp (with the value at the stamp: a transition "
+        "known ahead, such as a Load_Type change at the next slot)",
+    )
+    seasonal_changes: bool = Field(
+        default=False,
+        description="for each seasonal lag and mean: its value at the forecast stamp minus its value at the last observed "
+        "stamp (how the load usually moves from the last slot to this one) and the last value plus that move",
+    )
+    relative_to_last: bool = Field(
+        default=False,
+        description="the model learns the change from the last observed value (target minus the value just before the "
+        "origin) and adds it back: levels a tree never saw stay reachable",
+    )
 
-    @field_validator("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")
+    @field_validator("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags", "origin_differences", "future_lags")
     @classmethod
     def _positive_and_unique(cls, values: list[Steps]) -> list[Steps]:
         check_steps(values)
@@ -481,7 +551,10 @@ class FeatureConfig(StrictModel):
     @property
     def resolved(self) -> bool:
         """Every lag and window is a number of steps (:meth:`in_steps` has run)."""
-        lengths = [*self.origin_lags, *self.seasonal_lags, *(lag for lag, _ in self.seasonal_means), *self.rolling_windows, *self.past_covariate_lags]
+        lengths = [
+            *self.origin_lags, *self.seasonal_lags, *(lag for lag, _ in self.seasonal_means), *self.rolling_windows,
+            *self.past_covariate_lags, *self.origin_differences, *self.future_lags,
+        ]
         return all(isinstance(value, int) for value in lengths)
 
     def in_steps(self, step: pd.Timedelta) -> FeatureConfig:
@@ -499,7 +572,7 @@ class FeatureConfig(StrictModel):
         return FeatureConfig.model_validate(
             {
                 **self.model_dump(),
-                **{field: steps(field) for field in ("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags")},
+                **{field: steps(field) for field in ("origin_lags", "seasonal_lags", "rolling_windows", "past_covariate_lags", "origin_differences", "future_lags")},
                 "seasonal_means": [(to_steps(lag, step, "features.seasonal_means"), count) for lag, count in self.seasonal_means],
             }
         )
@@ -517,6 +590,10 @@ class FeatureConfig(StrictModel):
                 *(lag * count for lag, count in self.seasonal_means),
                 *self.rolling_windows,
                 *self.past_covariate_lags,
+                *(k + 1 for k in self.origin_differences),
+                *(lag * count + 1 for lag, count in self.seasonal_means if self.seasonal_changes),
+                *(lag + 1 for lag in self.seasonal_lags if self.seasonal_changes),
+                *self.future_lags,
             ]
         )
 
@@ -670,6 +747,132 @@ class TrackingConfig(StrictModel):
         return value
 
 
+class IntRange(StrictModel):
+    """An integer parameter searched between ``low`` and ``high`` (both included)."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(1, gt=0)
+    log: bool = Field(False, description="sample on a log scale (low must be >= 1; step must be 1)")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntRange:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and (self.low < 1 or self.step != 1):
+            raise ValueError("log: true needs low >= 1 and step 1")
+        return self
+
+
+class FloatRange(StrictModel):
+    """A real parameter searched between ``low`` and ``high``."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = Field(False, description="sample on a log scale (low must be > 0), e.g. learning rates")
+    step: float | None = Field(None, gt=0, description="a grid step; not with log")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FloatRange:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: true needs low > 0 (got {self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("log: true and step cannot be combined")
+        return self
+
+
+class Choice(StrictModel):
+    """A parameter searched among ``choices`` (numbers, strings, booleans or null)."""
+
+    type: Literal["categorical"]
+    choices: list[str | int | float | bool | None] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _distinct(cls, values: list[Any]) -> list[Any]:
+        duplicated = [value for position, value in enumerate(values) if value in values[:position]]
+        if duplicated:
+            raise ValueError(f"choices listed twice: {duplicated}")
+        return values
+
+
+SearchRange = typing.Annotated[IntRange | FloatRange | Choice, Field(discriminator="type")]
+
+
+class PrunerConfig(StrictModel):
+    """Optuna's pruner: a trial stops after a validation window that is worse than the others' there."""
+
+    type: Literal["median", "percentile", "none"] = Field(
+        "median", description="median: optuna.pruners.MedianPruner; percentile: PercentilePruner; none: NopPruner"
+    )
+    n_startup_trials: int = Field(5, ge=0, description="no pruning until this many trials finished")
+    n_warmup_steps: int = Field(0, ge=0, description="no pruning before this many validation windows of a trial")
+    percentile: float = Field(25.0, gt=0, lt=100, description="percentile pruner only: keep the best this many percent")
+
+
+class TuningConfig(StrictModel):
+    """``tuning:`` of a training YAML: what ``energy-forecast tune`` searches (Optuna) and for how long.
+
+    Trials score the validation windows only; the test period is never read. The budget is
+    ``trials`` (finished trials of the study, counted across resumptions) and/or ``timeout`` (wall
+    seconds of this invocation), whichever ends first.
+    """
+
+    search_space: dict[str, SearchRange] = Field(
+        min_length=1,
+        description="model.params name -> {type: int|float|categorical, low, high, log, step, choices}; a child YAML's "
+        "search_space replaces its parent's whole",
+    )
+    trials: int | None = Field(None, gt=0, description="finished trials the study should hold (a resumed study runs the rest)")
+    timeout: float | None = Field(None, gt=0, description="wall seconds for this invocation; a running trial completes")
+    metric: Literal["rmse", "mae", "mase", "smape"] = Field("rmse", description="validation metric minimised")
+    sampler: Literal["tpe", "random"] = "tpe"
+    sampler_seed: int = 42
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig)
+    storage: str | None = Field(
+        None,
+        exclude=True,  # never in a dump (logged params, resolved_config.yaml): the URL may hold a password
+        description="an SQLAlchemy URL for the Optuna study (postgresql+psycopg2://..., sqlite:///...); empty: "
+        "sqlite optuna.db beside the local MLflow store (.mlflow/). ${VAR} references are expanded",
+    )
+    study_name: str | None = Field(None, description="default: <data>-<task>-<config file stem>")
+
+    @model_validator(mode="after")
+    def _a_budget(self) -> TuningConfig:
+        if self.trials is None and self.timeout is None:
+            raise ValueError("give a budget: trials (a number of trials) and/or timeout (wall seconds)")
+        return self
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_is_a_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError(f"{value!r} is not a database URL such as sqlite:///path/optuna.db or postgresql+psycopg2://user@host/db") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
+            raise ValueError(f"{url.render_as_string(hide_password=True)}: Optuna studies live in sqlite, postgresql or mysql, not {url.get_backend_name()}")
+        if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+            raise ValueError("write postgresql+psycopg2://... (a plain postgresql:// URL needs the psycopg 3 driver, which is not installed)")
+        return value.strip()
+
+    @field_validator("study_name")
+    @classmethod
+    def _plain_study_name(cls, value: str | None) -> str | None:
+        if value is not None and (not NAME_PATTERN.fullmatch(value) or ".." in value):
+            raise ValueError(f"{value!r} is not a plain name: use letters, digits, space, _ . -")
+        return value
+
+
 class TrainingConfig(StrictModel):
     name: str
     data: DataConfig
@@ -683,6 +886,7 @@ class TrainingConfig(StrictModel):
     intervals: IntervalConfig = Field(default_factory=IntervalConfig)
     model: ModelConfig
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    tuning: TuningConfig | None = Field(default=None, description="the Optuna search of `energy-forecast tune`; training ignores it")
     seed: int = 42
     source: Path | None = Field(default=None, exclude=True, description="file this was loaded from")
 
@@ -861,11 +1065,16 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
 
 def _merge_training(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """``deep_merge``, except that parameters belong to a model type: a child that changes
-    ``model.type`` does not inherit the parent's ``model.params``."""
+    ``model.type`` does not inherit the parent's ``model.params`` (nor its ``tuning:`` block), and a
+    child's ``tuning.search_space`` replaces the parent's whole (ranges of different types never mix)."""
     parent_model, child_model = parent.get("model"), child.get("model")
     if isinstance(parent_model, dict) and isinstance(child_model, dict):
         if child_model.get("type", parent_model.get("type")) != parent_model.get("type"):
-            parent = {**parent, "model": {k: v for k, v in parent_model.items() if k != "params"}}
+            parent = {k: v for k, v in parent.items() if k != "tuning"}
+            parent["model"] = {k: v for k, v in parent_model.items() if k != "params"}
+    parent_tuning, child_tuning = parent.get("tuning"), child.get("tuning")
+    if isinstance(parent_tuning, dict) and isinstance(child_tuning, dict) and "search_space" in child_tuning:
+        parent = {**parent, "tuning": {k: v for k, v in parent_tuning.items() if k != "search_space"}}
     return deep_merge(parent, child)
 
 

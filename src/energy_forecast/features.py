@@ -13,7 +13,12 @@ feature                     value                                     reads posi
 ``target_mean_lag{L}x{n}``  mean of the target at L, 2L, … nL before  ``t - iL``, L >= horizon
 ``target_mean{w}_origin``   mean of the w target values before o      ``o - w .. o - 1``
 ``{past}_lag{k}_origin``    past covariate k steps before the origin  ``o - k``, k >= 1
+``target_diff{k}_origin``   last value minus the value k before it    ``o - 1``, ``o - 1 - k``
+``..._change``              a seasonal lag or mean at the stamp minus  ``t - L``, ``o - 1 - L``
+                            the same at the last observed stamp       (L >= horizon)
+``..._last_plus_change``    the last value plus that change           ``o - 1`` and the above
 ``{future}``                known-future covariate at the stamp       ``t`` (known ahead)
+``{future}_lag{k}``         known-future covariate k before the stamp ``t - k`` (known ahead)
 ``{future}_mean_horizon``,  a known-future covariate summarised over  ``o .. o + horizon - 1``
 ``{future}_{cat}_share_…``  the whole horizon (``horizon_summaries``)  (known ahead)
 calendar                    of the forecast stamp                     the stamp only
@@ -50,6 +55,9 @@ class FeatureMatrix:
     """``origin``, ``step`` and ``timestamp`` of each row."""
     y: np.ndarray
     """Target at each row's stamp; NaN where the frame has no value there yet."""
+    offset: np.ndarray | None = None
+    """With ``relative_to_last``: the last value before each row's origin; the model learns
+    ``y - offset`` and adds it back."""
 
 
 def _codes(column: pd.Series) -> np.ndarray:
@@ -140,13 +148,25 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: F
     y = frame[problem.target].to_numpy(dtype="float64", na_value=np.nan)
 
     columns: dict[str, np.ndarray] = {STEP: step.astype("float64")}
+    last = y[origin_pos - 1]
     for k in recipe.origin_lags:
         columns[f"target_lag{k}_origin"] = y[origin_pos - k]
+    for k in recipe.origin_differences:
+        columns[f"target_diff{k}_origin"] = last - y[origin_pos - 1 - k]
     same_slot = _SameSlot(frame.index, problem.step)
     for lag in recipe.seasonal_lags:
         columns[f"target_lag{lag}"] = y[same_slot.source(stamp_pos, lag, origin_pos)]
+        if recipe.seasonal_changes:
+            change = columns[f"target_lag{lag}"] - y[same_slot.source(origin_pos - 1, lag, origin_pos)]
+            columns[f"target_lag{lag}_change"] = change
+            columns[f"target_lag{lag}_last_plus_change"] = last + change
     for lag, count in recipe.seasonal_means:
-        columns[f"target_mean_lag{lag}x{count}"] = np.mean([y[same_slot.source(stamp_pos, lag * i, origin_pos)] for i in range(1, count + 1)], axis=0)
+        name = f"target_mean_lag{lag}x{count}"
+        columns[name] = np.mean([y[same_slot.source(stamp_pos, lag * i, origin_pos)] for i in range(1, count + 1)], axis=0)
+        if recipe.seasonal_changes:
+            before = np.mean([y[same_slot.source(origin_pos - 1, lag * i, origin_pos)] for i in range(1, count + 1)], axis=0)
+            columns[f"{name}_change"] = columns[name] - before
+            columns[f"{name}_last_plus_change"] = last + columns[f"{name}_change"]
     if recipe.rolling_windows:
         cumulative = np.concatenate([[0.0], np.cumsum(y)])
         for w in recipe.rolling_windows:
@@ -157,7 +177,10 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: F
             columns[f"{feature_name(name)}_lag{k}_origin"] = values[origin_pos - k]
     window = positions[:, None] + np.arange(horizon)  # each origin's horizon rows
     for name in problem.future_covariates:
-        columns[feature_name(name)] = _codes(frame[name])[stamp_pos]
+        codes = _codes(frame[name])
+        columns[feature_name(name)] = codes[stamp_pos]
+        for k in recipe.future_lags:
+            columns[f"{feature_name(name)}_lag{k}"] = codes[stamp_pos - k]
         if recipe.horizon_summaries:
             column = frame[name]
             if isinstance(column.dtype, pd.CategoricalDtype):
@@ -173,4 +196,5 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: F
     keys = pd.DataFrame(
         {ORIGIN: frame.index[origin_pos], STEP: step, TIMESTAMP: stamps}
     )
-    return FeatureMatrix(X=pd.DataFrame(columns, dtype="float64"), keys=keys, y=y[stamp_pos])
+    offset = last if recipe.relative_to_last else None
+    return FeatureMatrix(X=pd.DataFrame(columns, dtype="float64"), keys=keys, y=y[stamp_pos], offset=offset)

@@ -148,11 +148,13 @@ class Tracker:
         return None
 
     @contextmanager
-    def run(self, *, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
-        """A run that ends FINISHED, or FAILED (KILLED on interrupt) if the body raises."""
+    def run(self, *, experiment: str, run_name: str, tags: dict[str, str], nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+        """A run that ends FINISHED, or FAILED (KILLED on interrupt) if the body raises.
+
+        ``nested``: a child of the active run (a tuning trial under its study's run)."""
         mlflow.set_tracking_uri(self.tracking_uri)
         experiment_id = self.experiment_id(experiment)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested) as active:
             logger.info("MLflow run %s started in experiment '%s' (%s)", active.info.run_id, experiment, self.tracking_uri)
             yield active
 
@@ -160,6 +162,9 @@ class Tracker:
 
     def log_params(self, params: dict[str, str]) -> None:
         mlflow.log_params(params)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        mlflow.set_tags(tags)
 
     def log_metrics(self, metrics: dict[str, float], by_step: dict[str, pd.Series] | None = None) -> None:
         finite = {name: value for name, value in metrics.items() if value is not None and np.isfinite(value)}

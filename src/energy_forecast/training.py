@@ -29,7 +29,6 @@ from energy_forecast.metrics import mase_scale, quantile_scores, rmse_by_step, s
 from energy_forecast.models import (
     Forecaster,
     ModelConfigError,
-    ValidationData,
     create_model,
     parse_params,
 )
@@ -37,10 +36,12 @@ from energy_forecast.models.registry import model_class
 from energy_forecast.plots import error_by_horizon_png, forecast_week_png
 from energy_forecast.promotion import RescoreError
 from energy_forecast.tracking import SCORED_ON, Promotion, Tracker, flatten, git_commit, load_logged_forecaster
+from energy_forecast.validation import validate
 
 __all__ = [
     "BASELINES",
     "Evaluation",
+    "check_search_space",
     "TrainingResult",
     "evaluate",
     "load_config",
@@ -86,7 +87,31 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> Tr
         parse_params(config.model.type, config.model.params)
     except ModelConfigError as error:
         raise ConfigError(f"{config.source}: {error}") from None
+    if config.tuning is not None:
+        check_search_space(config)
     return config
+
+
+def check_search_space(config: TrainingConfig) -> None:
+    """Every searched parameter is one of the family's, and its bounds (or each choice) are values
+    the family accepts, so no trial can fail on a parameter: checked when the YAML loads.
+
+    Raises:
+        ConfigError: naming the file and ``tuning.search_space.<name>``.
+    """
+    assert config.tuning is not None
+    cls = model_class(config.model.type)
+    known = cls.params_class.model_fields
+    for name, searched in config.tuning.search_space.items():
+        field = f"tuning.search_space.{name}"
+        if name not in known:
+            raise ConfigError(f"{config.source}: {field}: {config.model.type} has no parameter '{name}'; valid parameters: {', '.join(sorted(known))}")
+        values = searched.choices if searched.type == "categorical" else [searched.low, searched.high]
+        for value in values:
+            try:
+                parse_params(config.model.type, {**config.model.params, name: value})
+            except ModelConfigError as error:
+                raise ConfigError(f"{config.source}: {field}: {value!r} is not a valid {name} ({str(error).split(': ', 1)[-1]})") from None
 
 
 def _with_member_configs(config: TrainingConfig, overrides: dict[str, Any]) -> TrainingConfig:
@@ -224,9 +249,12 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
     logger.info("%s: split %s", config.name, split.describe())
 
     started = time.perf_counter()
-    model.fit(split.history, ValidationData(split.through_validation, split.validation_origins))
+    validated = validate(config, series, model=model, split=split)
     fit_seconds = time.perf_counter() - started
-    logger.info("%s: fitted in %.1f s", config.name, fit_seconds)
+    logger.info(
+        "%s: fitted in %.1f s; validation RMSE %.3f over %d window(s) %s, refit %s",
+        config.name, fit_seconds, validated.rmse, len(validated.windows), [round(r, 3) for r in validated.window_rmse], validated.record.refit,
+    )
 
     started = time.perf_counter()
     forecast = attach_actuals(model.predict(split.through_test, split.test_origins), split.through_test, problem.target)
@@ -234,16 +262,17 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
     logger.info("%s: %d test origins forecast in %.2f s", config.name, len(split.test_origins), predict_seconds)
 
     scale = mase_scale(split.history[problem.target].to_numpy(), problem.steps_per("7D"))
-    validation = attach_actuals(
-        model.predict(split.through_validation, split.validation_origins), split.through_validation, problem.target
-    )
+    validation = validated.record.forecast  # out-of-window forecasts of every window: no model trained on its own window
+    if not model.native_quantiles:  # quantiles from the calibration on these same residuals (so in-sample coverage)
+        validation = model.add_quantiles(validation)
+    validation_origins = validated.origins
     baseline_metrics, validation_baseline_metrics = {}, {}
     for name, baseline in baselines.items():
         baseline.fit(split.history)
         predicted = baseline.predict(split.through_test, split.test_origins)
         forecast[baseline_column(name)] = predicted[PREDICTION].to_numpy()
         baseline_metrics[name] = score(forecast[ACTUAL], predicted[PREDICTION], scale=scale)
-        on_validation = baseline.predict(split.through_validation, split.validation_origins)
+        on_validation = baseline.predict(split.through_validation, validation_origins)
         validation_baseline_metrics[name] = score(validation[ACTUAL], on_validation[PREDICTION], scale=scale)
     return Evaluation(
         config=config,
@@ -251,7 +280,7 @@ def evaluate(config: TrainingConfig, series: SeriesData, model: Forecaster | Non
         split=split,
         forecast=forecast,
         metrics=score(forecast[ACTUAL], forecast[PREDICTION], scale=scale) | quantile_scores(forecast),
-        validation_metrics=score(validation[ACTUAL], validation[PREDICTION], scale=scale) | quantile_scores(validation),
+        validation_metrics=score(validation[ACTUAL], validation[PREDICTION], scale=scale) | quantile_scores(validation) | validated.summary(),
         baseline_metrics=baseline_metrics,
         validation_baseline_metrics=validation_baseline_metrics,
         contract_input=build_input(split.through_test, _spread(split.test_origins, REPRODUCED_ORIGINS), problem, model.lookback),

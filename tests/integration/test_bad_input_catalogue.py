@@ -183,6 +183,40 @@ CASES: dict[str, Case] = {
         r"data\.csv: column 'date': the stamps carry UTC offsets .* declares no time zone: set `timezone:`",
         yaml_change=lambda t: t.replace('format: "%d/%m/%Y %H:%M"', 'format: "%d/%m/%Y %H:%M%z"'),
     ),
+    # -- the tuning: block (energy-forecast tune): nothing runs, no study is created
+    "tuning without a block": config_case(
+        {"model": {"type": "catboost", "params": {"iterations": 5}}}, r"bad\.yaml: tuning: no tuning block; add one", command="tune", base="catboost.yaml"
+    ),
+    "tuning unknown parameter": config_case(
+        {"tuning": {"search_space": {"max_leaves": {"type": "int", "low": 2, "high": 9}}}},
+        r"bad\.yaml: tuning\.search_space\.max_leaves: xgboost has no parameter 'max_leaves'; valid parameters: .*max_depth", command="tune",
+    ),
+    "tuning bound the family refuses": config_case(
+        {"tuning": {"search_space": {"subsample": {"type": "float", "low": 0.5, "high": 1.5}}}},
+        r"bad\.yaml: tuning\.search_space\.subsample: 1\.5 is not a valid subsample \(subsample: Input should be less than or equal to 1\)", command="tune",
+    ),
+    "tuning low above high": config_case(
+        {"tuning": {"search_space": {"max_depth": {"type": "int", "low": 9, "high": 3}}}},
+        r"bad\.yaml: tuning\.search_space\.max_depth\.int: low \(9\) must be below high \(3\)", command="tune",
+    ),
+    "tuning log scale from zero": config_case(
+        {"tuning": {"search_space": {"reg_alpha": {"type": "float", "low": 0, "high": 1, "log": True}}}},
+        r"bad\.yaml: tuning\.search_space\.reg_alpha\.float: log: true needs low > 0", command="tune",
+    ),
+    "tuning unknown range type": config_case(
+        {"tuning": {"search_space": {"max_depth": {"type": "uniform", "low": 3, "high": 9}}}},
+        r"bad\.yaml: tuning\.search_space\.max_depth: .*'int', 'float', 'categorical'", command="tune",
+    ),
+    "tuning without a budget": config_case(
+        {"tuning": {"trials": None, "timeout": None}}, r"bad\.yaml: tuning: give a budget: trials .* and/or timeout", command="tune",
+    ),
+    "tuning storage not a database URL": config_case(
+        {"tuning": {"storage": "optuna.db"}}, r"bad\.yaml: tuning\.storage: 'optuna\.db' is not a database URL", command="tune",
+    ),
+    "tuning storage unreachable": config_case(
+        {"tuning": {"storage": "postgresql+psycopg2://postgres@127.0.0.1:9/optuna"}},
+        r"bad\.yaml: tuning\.storage: cannot open postgresql\+psycopg2://postgres@127\.0\.0\.1:9/optuna: .*refused", command="tune",
+    ),
 }
 
 
@@ -224,6 +258,7 @@ def test_bad_input_fails_before_any_work_with_one_clear_line(name, tmp_path, mon
     assert not (tmp_path / "mlflow.db").exists()  # not even an empty store: nothing started
     assert not (tmp_path / "dagster").exists() or not list((tmp_path / "dagster").rglob("*.db"))
     assert not (tmp_path / "forecasts.db").exists()
+    assert not (tmp_path / "optuna.db").exists()  # no Optuna study either
 
 
 def test_debug_adds_the_stack_trace(tmp_path, monkeypatch, capsys):

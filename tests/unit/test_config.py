@@ -77,7 +77,7 @@ def test_when_a_section_has_an_unknown_field_then_valid_fields_are_listed(tmp_pa
     path = extending(tmp_path, "xgboost.yaml", split={"trian_end": "2018-10-01"})
     with pytest.raises(ConfigError) as error:
         load_config(path)
-    assert f"{path}: split.trian_end: unknown field; valid fields here: test_end, train_end, train_start, validation_end" in str(error.value)
+    assert f"{path}: split.trian_end: unknown field; valid fields here: refit, test_end, train_end, train_start, validation_end, validation_windows" in str(error.value)
 
 
 def test_when_device_is_invalid_then_choices_are_listed(tmp_path):

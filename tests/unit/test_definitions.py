@@ -31,6 +31,17 @@ def test_when_complete_training_job_opens_then_the_launchpad_holds_the_xgboost_c
     assert (PROJECT_DIR / comparison).is_file()
 
 
+def test_when_tune_model_job_opens_then_the_launchpad_holds_a_config_with_a_tuning_block():
+    from energy_forecast.training import load_config
+
+    job = defs.resolve_job_def("tune_model_job")
+    assert job.executor_def is dg.in_process_executor and job.tags[GPU_TAG] == "false"
+    path = job.run_config["ops"]["tune_model"]["config"]["config_path"]
+    assert path == "configs/training/xgboost.yaml"
+    tuning = load_config(PROJECT_DIR / path).tuning
+    assert tuning is not None and tuning.search_space and (tuning.trials or tuning.timeout)
+
+
 def test_when_a_job_benefits_from_a_gpu_then_its_tags_say_so_for_docker_and_kubernetes():
     for name in ("chronos_zeroshot_job", "chronos_finetuned_job", "chronos_covariates_job"):
         tags = defs.resolve_job_def(name).tags

@@ -125,3 +125,53 @@ def test_when_an_origin_lacks_history_or_room_then_it_is_rejected(frame, spec):
         build_features(frame, pd.DatetimeIndex(["2018-01-02"]), problem=spec)
     with pytest.raises(ValueError, match="runs past the end of the series"):
         build_features(frame, pd.DatetimeIndex([frame.index[-10]]), problem=spec)
+
+
+# -- the nowcast's extra features ------------------------------------------------------------------
+
+
+@pytest.fixture
+def nowcast_spec(spec) -> ForecastProblem:
+    recipe = spec.features.model_copy(
+        update={"origin_differences": [1, 3], "future_lags": [1, 2], "seasonal_changes": True, "relative_to_last": True}
+    )
+    return problem_with(FeatureConfig.model_validate(recipe.model_dump()))
+
+
+def test_when_nowcast_features_are_built_then_each_matches_a_naive_reference(frame, nowcast_spec):
+    matrix = build_features(frame, origins(frame), problem=nowcast_spec)
+    y = frame["Usage_kWh"].to_numpy()
+    codes = frame["Load_Type"].cat.codes.to_numpy()
+    for row in [0, 37, 95, 96, 200, 287]:
+        origin, step = matrix.keys.loc[row, ["origin", "step"]]
+        o = frame.index.get_loc(origin)
+        t = o + step - 1
+        features = matrix.X.iloc[row]
+        assert features["target_diff1_origin"] == y[o - 1] - y[o - 2] and features["target_diff3_origin"] == y[o - 1] - y[o - 4]
+        assert features["target_lag96_change"] == pytest.approx(y[t - 96] - y[o - 1 - 96])
+        assert features["target_lag672_last_plus_change"] == pytest.approx(y[o - 1] + y[t - 672] - y[o - 1 - 672])
+        profile_then = np.mean([y[t - 96 * i] for i in (1, 2, 3)])
+        profile_last = np.mean([y[o - 1 - 96 * i] for i in (1, 2, 3)])
+        assert features["target_mean_lag96x3_change"] == pytest.approx(profile_then - profile_last)
+        assert features["Load_Type_lag1"] == codes[t - 1] and features["Load_Type_lag2"] == codes[t - 2]
+        assert matrix.offset[row] == y[o - 1]
+    assert nowcast_spec.features.lookback == 673  # the 7-day change reads one step before the origin, a week back
+
+
+def test_when_values_at_or_after_the_origin_change_then_no_nowcast_feature_moves(frame, nowcast_spec):
+    test_when_values_at_or_after_the_origin_change_then_no_feature_moves(frame, nowcast_spec)
+    chosen = origins(frame)
+    before = build_features(frame, chosen, problem=nowcast_spec)
+    perturbed = frame.copy()
+    perturbed.loc[perturbed.index >= chosen[0], "Usage_kWh"] = -5.0
+    after = build_features(perturbed, chosen[:1], problem=nowcast_spec)
+    np.testing.assert_array_equal(after.offset, before.offset[: len(after.offset)])
+
+
+def test_when_a_known_future_value_changes_then_its_lags_move_too(frame, nowcast_spec):
+    chosen = origins(frame)[:1]
+    before = build_features(frame, chosen, problem=nowcast_spec).X
+    perturbed = frame.copy()
+    perturbed.loc[perturbed.index >= chosen[0], "NSM"] = -1.0
+    after = build_features(perturbed, chosen, problem=nowcast_spec).X
+    assert [column for column in before if not before[column].equals(after[column])] == ["NSM", "NSM_lag1", "NSM_lag2", "NSM_mean_horizon"]

@@ -345,8 +345,8 @@ def test_when_stacking_has_no_validation_period_then_it_refuses(prepared):
 
 def test_when_voting_weights_are_learned_then_they_are_positive_and_sum_to_one(prepared):
     model, _ = fitted(prepared, "voting")
-    assert model.weights_.sum() == pytest.approx(1.0) and (model.weights_ > 0).all()
-    assert model.params.weighting == "inverse_mse"
+    assert model.weights_.sum() == pytest.approx(1.0) and (model.weights_ >= 0).all() and model.weights_.max() > 0
+    assert model.params.weighting == "greedy"  # ensemble selection: a member may get no weight
 
 
 def test_when_a_baseline_is_named_as_an_ensemble_member_then_the_config_is_refused():

@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 import pandas as pd
@@ -30,16 +30,18 @@ from pydantic import ConfigDict
 
 from energy_forecast.config import ForecastProblem, StrictModel
 from energy_forecast.device import DeviceChoice, driver_cuda_available
-from energy_forecast.frames import ORIGIN, PREDICTION, STEP, TIMESTAMP, quantile_column, quantile_columns
+from energy_forecast.frames import ACTUAL, KEYS, ORIGIN, PREDICTION, STEP, TIMESTAMP, quantile_column, quantile_columns
 from energy_forecast.models.intervals import Calibration, calibrate
 
-__all__ = ["SAVED_FORMAT", "Forecaster", "ModelParams", "ValidationData"]
+__all__ = ["SAVED_FORMAT", "Forecaster", "ModelParams", "ValidationData", "ValidationRecord", "WindowSpan"]
 
 logger = logging.getLogger(__name__)
 
 SAVED_FORMAT = 1
 """Version of the saved-model layout; bumped when ``forecaster.json`` changes incompatibly."""
 MANIFEST = "forecaster.json"
+VALIDATION_FILE = "validation_forecasts.parquet"
+WINDOW = "window"
 
 
 class ModelParams(StrictModel):
@@ -54,6 +56,56 @@ class ValidationData:
 
     frame: pd.DataFrame
     origins: pd.DatetimeIndex
+
+
+class WindowSpan(Protocol):
+    """What fitting on validation windows needs of a window (:class:`energy_forecast.backtest.Window`)."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    origins: pd.DatetimeIndex
+
+
+@dataclass
+class ValidationRecord:
+    """What a model learned on the validation windows, kept with it (and saved with it).
+
+    ``forecast`` holds the out-of-window forecasts: for each window, the forecasts of a model
+    trained only on data before that window (``window``, ``origin``, ``step``, ``timestamp``,
+    ``prediction``, ``actual``). Ensembles learn their weights from their members' records.
+    """
+
+    windows: list[tuple[str, str]]
+    """(start, end) of each window, as ISO stamps."""
+    forecast: pd.DataFrame
+    rounds: list[int | None] = field(default_factory=list)
+    """Best iteration early stopping found in each window (None: the family has no rounds)."""
+    chosen_rounds: int | None = None
+    """Rounds the final model uses with ``refit`` (the median of ``rounds``)."""
+    refit: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    """Small facts of the combination (ensemble weights ...)."""
+
+    def window_rmse(self) -> list[float]:
+        errors = self.forecast[ACTUAL] - self.forecast[PREDICTION]
+        return [float(np.sqrt(np.mean(np.square(e)))) for _, e in errors.groupby(self.forecast[WINDOW], sort=True)]
+
+    def rmse(self) -> float:
+        return float(np.sqrt(np.mean(np.square(self.forecast[ACTUAL] - self.forecast[PREDICTION]))))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"windows": self.windows, "rounds": self.rounds, "chosen_rounds": self.chosen_rounds, "refit": self.refit, "details": self.details}
+
+    @classmethod
+    def from_json(cls, state: dict[str, Any], forecast: pd.DataFrame) -> ValidationRecord:
+        return cls(
+            windows=[tuple(w) for w in state["windows"]], forecast=forecast, rounds=list(state.get("rounds", [])),
+            chosen_rounds=state.get("chosen_rounds"), refit=bool(state.get("refit")), details=dict(state.get("details", {})),
+        )
+
+
+def window_key(windows: Sequence[WindowSpan]) -> list[tuple[str, str]]:
+    return [(pd.Timestamp(w.start).isoformat(), pd.Timestamp(w.end).isoformat()) for w in windows]
 
 
 class Forecaster(ABC):
@@ -75,6 +127,9 @@ class Forecaster(ABC):
     on the validation period (:mod:`energy_forecast.models.intervals`)."""
     pip_packages: ClassVar[tuple[str, ...]] = ("numpy", "pandas")
     """Distributions a logged model needs, recorded with their installed versions."""
+    windowed: ClassVar[bool] = False
+    """True when the family chooses what it tunes (rounds, weights) on several validation windows
+    (:meth:`fit_windows`); the others (Chronos-2, baselines) fit on the last window as before."""
 
     def __init__(self, params: ModelParams, problem: ForecastProblem, device: DeviceChoice) -> None:
         self.params = params
@@ -83,6 +138,7 @@ class Forecaster(ABC):
         self.is_fitted_ = False
         self.categories_: dict[str, list[str]] = {}
         self.calibration_: Calibration | None = None
+        self.validation_: ValidationRecord | None = None
 
     # -- capabilities --------------------------------------------------------------------------
 
@@ -114,6 +170,19 @@ class Forecaster(ABC):
         """Reuse fitted member models (ensembles only)."""
         raise ValueError(f"{self.name} has no members to reuse")
 
+    @property
+    def fitted_rounds(self) -> int | None:
+        """Rounds early stopping kept in the last fit (boosted trees); None for other families."""
+        return None
+
+    def fix_rounds(self, rounds: int) -> None:
+        """Train exactly ``rounds`` rounds from now on, without early stopping (boosted trees only)."""
+        raise ValueError(f"{self.name} has no rounds to fix")
+
+    def clone(self) -> Forecaster:
+        """A new, unfitted model with the same parameters, problem and device."""
+        return type(self)(self.params, self.problem, self.device)
+
     def prepare(self) -> None:  # noqa: B027  (an optional hook: most families need nothing)
         """Check external prerequisites (weights, say) before any run starts. Cheap; may repeat."""
 
@@ -124,11 +193,7 @@ class Forecaster(ABC):
         self._check_columns(history)
         if len(history) <= self.lookback:
             raise ValueError(f"{self.name}: {len(history)} rows of history; needs more than {self.lookback}")
-        self.categories_ = {
-            name: [str(c) for c in history[name].cat.categories] if isinstance(history[name].dtype, pd.CategoricalDtype)
-            else sorted(str(v) for v in history[name].dropna().unique())
-            for name in self.problem.categorical_covariates
-        }
+        self._learn_categories(history)
         history = self._encode(history)
         if validation is not None:
             validation = ValidationData(self._encode(validation.frame), validation.origins)
@@ -137,6 +202,84 @@ class Forecaster(ABC):
         if not self.native_quantiles and validation is not None and len(validation.origins):
             self._calibrate(validation)
         return self
+
+    def fit_windows(
+        self,
+        frame: pd.DataFrame,
+        windows: Sequence[WindowSpan],
+        *,
+        refit: bool = False,
+        on_window: Callable[[int, float], None] | None = None,
+    ) -> ValidationRecord:
+        """Fit choosing what the family tunes on several validation windows, then the final model.
+
+        For each window (oldest first) a copy of this model is trained on ``frame`` before the
+        window's start, early-stopping on the window's origins, and forecasts those origins: the
+        out-of-window forecasts. With ``refit`` this model is then trained on all of ``frame`` (all
+        data before the test) for the median of the windows' best round counts, with no early
+        stopping; without, it is the last window's model. Quantiles are calibrated on the
+        out-of-window residuals of every window.
+
+        Args:
+            frame: everything before the test period (nothing of it is the test).
+            windows: from :func:`energy_forecast.backtest.validation_windows`, oldest first.
+            on_window: called with (window position, its RMSE) after each window, e.g. to prune a
+                tuning trial by raising.
+
+        Returns:
+            The record, also kept as ``validation_`` and saved with the model.
+        """
+        if not windows:
+            raise ValueError(f"{self.name}: no validation window to fit on")
+        if not self.windowed:
+            raise ValueError(f"{self.name} does not choose anything on validation windows; fit it on the last one")
+        record = self._fit_windows(frame, list(windows), refit, on_window)
+        self.validation_ = record
+        if not self.native_quantiles:
+            self.calibrate_from(record.forecast)
+        return record
+
+    def _fit_windows(
+        self, frame: pd.DataFrame, windows: list[WindowSpan], refit: bool, on_window: Callable[[int, float], None] | None
+    ) -> ValidationRecord:
+        """One model per window; ensembles override this to combine their members' records."""
+        parts, rounds = [], []
+        for position, window in enumerate(windows):
+            last = position == len(windows) - 1
+            model = self if last and not refit else self.clone()
+            through = frame.loc[frame.index < window.end]
+            model.fit(frame.loc[frame.index < window.start], ValidationData(through, window.origins))
+            forecast = model.predict(through, window.origins)[list(KEYS) + [PREDICTION]]
+            actual = through[self.problem.target].reindex(pd.DatetimeIndex(forecast[TIMESTAMP])).to_numpy(dtype="float64")
+            parts.append(forecast.assign(**{ACTUAL: actual, WINDOW: position}))
+            rounds.append(model.fitted_rounds)
+            rmse = float(np.sqrt(np.mean(np.square(actual - parts[-1][PREDICTION].to_numpy()))))
+            logger.info("%s: window %d/%d %s..%s: RMSE %.3f, rounds %s", self.name, position + 1, len(windows), window.start, window.end, rmse, rounds[-1])
+            if on_window is not None:
+                on_window(position, rmse)
+        chosen = int(np.median([r for r in rounds if r is not None])) if all(r is not None for r in rounds) else None
+        if refit:
+            if chosen is not None:
+                self.fix_rounds(chosen)
+                logger.info("%s: refitting on everything before the test (%s..%s) for %d rounds (windows: %s)", self.name, frame.index[0], frame.index[-1], chosen, rounds)
+            else:
+                logger.info("%s: no round count to choose: refitting on everything before the test as configured", self.name)
+            self.fit(frame)
+        return ValidationRecord(window_key(windows), pd.concat(parts, ignore_index=True), rounds, chosen, refit)
+
+    def calibrate_from(self, forecast: pd.DataFrame) -> None:
+        """Calibrate the quantiles on out-of-sample forecasts (``step``, ``prediction``, ``actual``)."""
+        self.calibration_ = calibrate(
+            forecast[STEP].to_numpy(),
+            forecast[ACTUAL].to_numpy(dtype="float64") - forecast[PREDICTION].to_numpy(dtype="float64"),
+            horizon=self.problem.horizon,
+            levels=self.problem.quantile_levels,
+            bands=self.problem.interval_bands,
+        )
+        logger.info(
+            "%s: quantiles calibrated on %d out-of-sample residuals in %d band(s) of steps",
+            self.name, sum(self.calibration_.residuals), len(self.calibration_.band_starts),
+        )
 
     def predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         """Forecast ``horizon`` steps from every origin.
@@ -181,6 +324,9 @@ class Forecaster(ABC):
             "calibration": self.calibration_.to_json() if self.calibration_ else None,
             "state": self._save_state(directory),
         }
+        if self.validation_ is not None:  # the out-of-window forecasts: an ensemble reusing this model learns from them
+            self.validation_.forecast.to_parquet(directory / VALIDATION_FILE, index=False)
+            manifest["validation"] = self.validation_.to_json()
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
     def restore(self, directory: Path, manifest: dict[str, Any]) -> Self:
@@ -189,6 +335,8 @@ class Forecaster(ABC):
         calibration = manifest.get("calibration")
         self.calibration_ = Calibration.from_json(calibration) if calibration else None
         self._load_state(Path(directory), manifest.get("state") or {})
+        if manifest.get("validation"):
+            self.validation_ = ValidationRecord.from_json(manifest["validation"], pd.read_parquet(Path(directory) / VALIDATION_FILE))
         self.is_fitted_ = True
         return self
 
@@ -223,17 +371,11 @@ class Forecaster(ABC):
     def _calibrate(self, validation: ValidationData) -> None:
         forecast = self._predict(validation.frame, validation.origins)
         actual = validation.frame[self.problem.target].reindex(pd.DatetimeIndex(forecast[TIMESTAMP])).to_numpy(dtype="float64")
-        self.calibration_ = calibrate(
-            forecast[STEP].to_numpy(),
-            actual - forecast[PREDICTION].to_numpy(dtype="float64"),
-            horizon=self.problem.horizon,
-            levels=self.problem.quantile_levels,
-            bands=self.problem.interval_bands,
-        )
-        logger.info(
-            "%s: quantiles calibrated on %d validation residuals in %d band(s) of steps",
-            self.name, sum(self.calibration_.residuals), len(self.calibration_.band_starts),
-        )
+        self.calibrate_from(forecast.assign(**{ACTUAL: actual}))
+
+    def add_quantiles(self, forecast: pd.DataFrame) -> pd.DataFrame:
+        """``forecast`` with the calibrated quantile columns for its ``step`` and ``prediction``."""
+        return self._with_quantiles(forecast)
 
     def _with_quantiles(self, forecast: pd.DataFrame) -> pd.DataFrame:
         forecast = forecast.drop(columns=list(quantile_columns(forecast).values()))
@@ -242,6 +384,13 @@ class Forecaster(ABC):
         else:
             values = self.calibration_.quantiles(forecast[STEP].to_numpy(), forecast[PREDICTION].to_numpy(dtype="float64"))
         return forecast.assign(**{quantile_column(level): column for level, column in values.items()})
+
+    def _learn_categories(self, history: pd.DataFrame) -> None:
+        self.categories_ = {
+            name: [str(c) for c in history[name].cat.categories] if isinstance(history[name].dtype, pd.CategoricalDtype)
+            else sorted(str(v) for v in history[name].dropna().unique())
+            for name in self.problem.categorical_covariates
+        }
 
     def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Categorical covariates as the categories learned in fitting, whatever the input's dtype.

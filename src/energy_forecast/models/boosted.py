@@ -46,6 +46,15 @@ class BoostedTreeForecaster(TabularForecaster):
     def gpu_support(cls, params: ModelParams) -> bool | str:
         return True
 
+    @property
+    def fitted_rounds(self) -> int | None:
+        return self.rounds_kept if getattr(self, "model_", None) is not None else None
+
+    def fix_rounds(self, rounds: int) -> None:
+        if rounds < 1:
+            raise ValueError(f"{self.name}: cannot train {rounds} rounds")
+        self.params = self.params.model_copy(update={self.rounds_param: int(rounds), "early_stopping_rounds": None})
+
     def library_params(self) -> dict[str, Any]:
         """The YAML parameters the library's estimator takes."""
         return self.params.model_dump(exclude=set(self.fitting_only))

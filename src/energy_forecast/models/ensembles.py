@@ -1,17 +1,25 @@
 """Ensembles: ``model.type: stacking`` and ``model.type: voting``.
 
 Members are built through the registry from ``params.members`` and used only through their public
-interface (``fit``, ``predict``, ``save``), like any caller would. A member is either inline
-(``{type: xgboost, params: {...}}``: fitted on the training period only, without early stopping)
-or another training YAML (``{config: xgboost.yaml}``: fitted exactly as that YAML says, early
-stopping on the validation period included, and reused when already fitted, so the operating loop
-and ``make demo`` fit each booster once). Referenced members have seen the validation period
-through early stopping, which makes their weights somewhat optimistic. Both ensembles fit their members
-on the training period only, then learn how to combine them from the members' forecasts for the
-validation period, which no member trained on (members do not early-stop on it either):
+interface (``fit``, ``fit_windows``, ``predict``, ``save``), like any caller would. A member is
+either inline (``{type: xgboost, params: {...}}``) or another training YAML (``{config:
+xgboost.yaml}``: fitted exactly as that YAML says, and reused when already fitted, so the
+operating loop and ``make demo`` fit each booster once).
 
-* stacking fits a meta-learner on the members' validation forecasts;
-* voting weights each member by its validation skill (inverse mean squared error).
+How the members are combined is learned from forecasts no member trained on:
+
+* with validation windows (:meth:`Forecaster.fit_windows`, what training does), from the
+  members' out-of-window forecasts over every window: each member forecasts each window from a
+  model trained only before it. A reused member brings its own record of those forecasts (saved
+  with it); one without a record for these windows is fitted again on them, and the log says so;
+* with a plain ``fit(history, validation)``, inline members train on the history only and the
+  combination is learned on the validation period (members from YAMLs early-stop on it).
+
+* stacking: non-negative least squares, shrunk toward equal weights (``nnls_shrunk``, the
+  default; the amount is chosen by leave-one-window-out across the windows), or the older
+  ``linear_positive`` / ``ridge`` meta-learners with an intercept;
+* voting: greedy ensemble selection with replacement (Caruana et al., 2004, as AutoGluon does:
+  ``greedy``, the default), inverse-MSE or equal weights.
 
 A saved ensemble holds each member saved by the member itself (``members/<i>/``) and the weights.
 """
@@ -19,7 +27,7 @@ A saved ensemble holds each member saved by the member itself (``members/<i>/``)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +37,16 @@ from pydantic import Field, field_validator
 
 from energy_forecast.config import ForecastProblem, StrictModel
 from energy_forecast.device import DeviceChoice
-from energy_forecast.frames import KEYS, PREDICTION, TIMESTAMP
-from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
+from energy_forecast.frames import ACTUAL, KEYS, PREDICTION, TIMESTAMP
+from energy_forecast.models.base import (
+    WINDOW,
+    Forecaster,
+    ModelParams,
+    ValidationData,
+    ValidationRecord,
+    WindowSpan,
+    window_key,
+)
 from energy_forecast.models.registry import ModelConfigError, load_forecaster, model_class, parse_params, register
 
 __all__ = ["StackingForecaster", "StackingParams", "VotingForecaster", "VotingParams"]
@@ -70,19 +86,76 @@ class EnsembleParams(ModelParams):
         return members
 
 
+SHRINKAGE_GRID = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+"""Shrinkage toward equal weights tried by leave-one-window-out (``shrinkage: null``)."""
+
+
 class StackingParams(EnsembleParams):
-    meta_learner: Literal["linear_positive", "ridge"] = Field(
-        "linear_positive", description="linear_positive: least squares with non-negative weights"
+    meta_learner: Literal["nnls_shrunk", "linear_positive", "ridge"] = Field(
+        "nnls_shrunk",
+        description="nnls_shrunk: non-negative weights, no intercept, shrunk toward equal weights; linear_positive: least "
+        "squares with non-negative weights and an intercept; ridge: ridge regression with an intercept",
+    )
+    shrinkage: float | None = Field(
+        None,
+        ge=0,
+        description="nnls_shrunk: penalty on the distance from equal weights, relative to the members' mean square "
+        "forecast; null: chosen by leave-one-window-out over the validation windows (0.1 with a single window)",
     )
     ridge_alpha: float = Field(1.0, gt=0)
 
 
 class VotingParams(EnsembleParams):
-    weighting: Literal["inverse_mse", "equal"] = "inverse_mse"
+    weighting: Literal["greedy", "inverse_mse", "equal"] = Field(
+        "greedy", description="greedy: ensemble selection with replacement (Caruana et al., 2004); inverse_mse; equal"
+    )
+    selection_rounds: int = Field(100, ge=1, description="greedy: members added (with replacement); weights are counts / rounds")
+
+
+def greedy_selection(predictions: np.ndarray, actual: np.ndarray, rounds: int) -> np.ndarray:
+    """Ensemble selection with replacement (Caruana et al., 2004): add, ``rounds`` times, the member
+    that most lowers the squared error of the running average; weights are the counts / rounds."""
+    counts = np.zeros(predictions.shape[1])
+    total = np.zeros(len(actual))
+    for added in range(1, rounds + 1):
+        errors = np.mean(((total[:, None] + predictions) / added - actual[:, None]) ** 2, axis=0)
+        best = int(np.argmin(errors))
+        counts[best] += 1
+        total += predictions[:, best]
+    return counts / rounds
+
+
+def nnls_shrunk(predictions: np.ndarray, actual: np.ndarray, shrinkage: float) -> np.ndarray:
+    """Non-negative least squares, no intercept, penalised by ``shrinkage`` x (mean square forecast)
+    x n x ||w - equal||²: 0 is plain NNLS, large values give equal weights."""
+    from scipy.optimize import nnls
+
+    rows, members = predictions.shape
+    equal = np.full(members, 1.0 / members)
+    if shrinkage == 0:
+        return nnls(predictions, actual)[0]
+    scale = np.sqrt(shrinkage * rows * np.mean(predictions**2))
+    design = np.vstack([predictions, scale * np.eye(members)])
+    target = np.concatenate([actual, scale * equal])
+    return nnls(design, target)[0]
+
+
+def choose_shrinkage(predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray) -> tuple[float, dict[float, float]]:
+    """The shrinkage of :data:`SHRINKAGE_GRID` with the lowest leave-one-window-out RMSE."""
+    scores = {}
+    for shrinkage in SHRINKAGE_GRID:
+        squared = []
+        for group in np.unique(groups):
+            held = groups == group
+            weights = nnls_shrunk(predictions[~held], actual[~held], shrinkage)
+            squared.append((predictions[held] @ weights - actual[held]) ** 2)
+        scores[shrinkage] = float(np.sqrt(np.mean(np.concatenate(squared))))
+    return min(scores, key=lambda k: (scores[k], -k)), scores
 
 
 class _Ensemble(Forecaster):
     params: EnsembleParams
+    windowed = True
     pip_packages = ("xgboost", "lightgbm", "catboost", "scikit-learn", "numpy", "pandas")
 
     def __init__(self, params: ModelParams, problem: ForecastProblem, device: DeviceChoice) -> None:
@@ -140,7 +213,45 @@ class _Ensemble(Forecaster):
                 member.fit(history)  # inline members never see the period their weights come from
         forecasts = self._member_forecasts(validation.frame, validation.origins)
         actual = validation.frame[self.problem.target].reindex(pd.DatetimeIndex(forecasts[0][TIMESTAMP]))
-        self._learn_combination(np.column_stack([f[PREDICTION] for f in forecasts]), actual.to_numpy(dtype="float64"))
+        self._learn_combination(np.column_stack([f[PREDICTION] for f in forecasts]), actual.to_numpy(dtype="float64"), None)
+
+    def _fit_windows(
+        self, frame: pd.DataFrame, windows: list[WindowSpan], refit: bool, on_window: Callable[[int, float], None] | None
+    ) -> ValidationRecord:
+        key = window_key(windows)
+        records = []
+        for position, (spec, member) in enumerate(zip(self.params.members, self.members, strict=True)):
+            if position in self.prefitted_:
+                record = member.validation_
+                if record is not None and record.windows == key and record.refit == refit:
+                    logger.info("%s: member %s reused from %s with its forecasts for the %d windows", self.name, member.name, spec.config, len(key))
+                    records.append(record)
+                    continue
+                logger.warning(
+                    "%s: member %s from %s was reused but has no forecasts for these windows (refit %s): it is fitted on them again",
+                    self.name, member.name, spec.config, refit,
+                )
+                member = self.members[position] = member.clone()
+                self.prefitted_.discard(position)
+            logger.info("%s: fitting member %s on %d validation windows (refit %s)", self.name, member.name, len(windows), refit)
+            records.append(member.fit_windows(frame, windows, refit=refit))
+        keys = records[0].forecast[[WINDOW, *KEYS]]
+        for record in records[1:]:
+            if not record.forecast[[WINDOW, *KEYS]].equals(keys):
+                raise ValueError(f"{self.name}: the members' validation forecasts are for different origins or steps")
+        predictions = np.column_stack([r.forecast[PREDICTION].to_numpy(dtype="float64") for r in records])
+        actual = records[0].forecast[ACTUAL].to_numpy(dtype="float64")
+        groups = records[0].forecast[WINDOW].to_numpy()
+        self._learn_categories(frame)
+        self._learn_combination(predictions, actual, groups)
+        self.is_fitted_ = True
+        combined = keys.assign(**{PREDICTION: self._combine(predictions), ACTUAL: actual})
+        record = ValidationRecord(key, combined, [], None, refit, {"weights": self.weights_.tolist(), "members": [m.name for m in self.members]})
+        for position, rmse in enumerate(record.window_rmse()):
+            logger.info("%s: window %d/%d: RMSE %.3f (members %s)", self.name, position + 1, len(windows), rmse, [round(r.window_rmse()[position], 3) for r in records])
+            if on_window is not None:
+                on_window(position, rmse)
+        return record
 
     def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         forecasts = self._member_forecasts(frame, origins)
@@ -151,7 +262,8 @@ class _Ensemble(Forecaster):
         """Each member's forecast, all in the same (origin, step) order."""
         return [member.predict(frame, origins) for member in self.members]
 
-    def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray) -> None:
+    def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray | None) -> None:
+        """Weights from the members' out-of-sample forecasts; ``groups``: the window of each row, if several."""
         raise NotImplementedError
 
     def _combine(self, predictions: np.ndarray) -> np.ndarray:
@@ -178,12 +290,23 @@ class _Ensemble(Forecaster):
 class StackingForecaster(_Ensemble):
     name = "stacking"
     params_class = StackingParams
-    approach = "stacking: meta-learner fitted on members' forecasts for the validation period"
+    approach = "stacking: non-negative weights fitted on the members' out-of-sample forecasts, shrunk toward equal weights"
     params: StackingParams
 
     intercept_: float = 0.0
 
-    def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray) -> None:
+    shrinkage_: float | None = None
+
+    def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray | None) -> None:
+        if self.params.meta_learner == "nnls_shrunk":
+            shrinkage, extra = self.params.shrinkage, ""
+            if shrinkage is None and groups is not None and len(np.unique(groups)) > 1:
+                shrinkage, scores = choose_shrinkage(predictions, actual, groups)
+                extra = f" (leave-one-window-out RMSE by shrinkage: { {k: round(v, 3) for k, v in scores.items()} })"
+            self.shrinkage_ = 0.1 if shrinkage is None else shrinkage
+            self.weights_, self.intercept_ = nnls_shrunk(predictions, actual, self.shrinkage_), 0.0
+            self._log_weights("non-negative weights", f", shrinkage {self.shrinkage_}{extra}")
+            return
         from sklearn.linear_model import LinearRegression, Ridge
 
         meta = Ridge(alpha=self.params.ridge_alpha) if self.params.meta_learner == "ridge" else LinearRegression(positive=True)
@@ -195,7 +318,8 @@ class StackingForecaster(_Ensemble):
         return predictions @ self.weights_ + self.intercept_  # the linear meta-learner's prediction
 
     def fitted_summary(self) -> dict[str, Any]:
-        return {**super().fitted_summary(), "meta_intercept": self.intercept_}
+        shrinkage = {} if self.shrinkage_ is None else {"meta_shrinkage": self.shrinkage_}
+        return {**super().fitted_summary(), "meta_intercept": self.intercept_, **shrinkage}
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
         return {**super()._save_state(directory), "intercept": self.intercept_}
@@ -209,12 +333,14 @@ class StackingForecaster(_Ensemble):
 class VotingForecaster(_Ensemble):
     name = "voting"
     params_class = VotingParams
-    approach = "voting: members averaged with weights from their validation skill"
+    approach = "voting: members averaged with weights chosen on their out-of-sample forecasts (greedy ensemble selection)"
     params: VotingParams
 
-    def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray) -> None:
+    def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray | None) -> None:
         if self.params.weighting == "equal":
             weights = np.ones(len(self.members))
+        elif self.params.weighting == "greedy":
+            weights = greedy_selection(predictions, actual, self.params.selection_rounds)
         else:
             mse = np.mean((predictions - actual[:, None]) ** 2, axis=0)
             weights = 1.0 / np.maximum(mse, 1e-12)

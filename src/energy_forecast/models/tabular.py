@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 class TabularForecaster(Forecaster):
     approach = "direct multi-horizon regression on leak-free lag, calendar and covariate features"
+    windowed = True
     native_file: ClassVar[str]
     """File name of the fitted model in a saved model's folder."""
 
@@ -53,17 +54,20 @@ class TabularForecaster(Forecaster):
         val_X = val_y = None
         if validation is not None:
             val = build_features(validation.frame, validation.origins, problem=self.problem)
-            val_X, val_y = val.X, val.y
+            val_X, val_y = val.X, val.y if val.offset is None else val.y - val.offset
         logger.info(
             "%s: fitting on %d rows (%d origins x %d steps), %d features, on %s",
             self.name, len(train.X), len(origins), self.problem.horizon, train.X.shape[1], self.device.device,
         )
         self.feature_names_ = list(train.X.columns)
-        self._fit_matrix(train.X, train.y, val_X, val_y)
+        self._fit_matrix(train.X, train.y if train.offset is None else train.y - train.offset, val_X, val_y)
 
     def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         matrix = build_features(frame, origins, problem=self.problem)
-        return matrix.keys.assign(**{PREDICTION: np.asarray(self._predict_matrix(matrix.X[self.feature_names_]), dtype="float64")})
+        predicted = np.asarray(self._predict_matrix(matrix.X[self.feature_names_]), dtype="float64")
+        if matrix.offset is not None:  # the model forecasts the change from the last value
+            predicted = predicted + matrix.offset
+        return matrix.keys.assign(**{PREDICTION: predicted})
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
         self._save_native(directory / self.native_file)
