@@ -176,7 +176,7 @@ def test_train_global_command_backtests_and_saves(panel, tmp_path: Path, monkeyp
     config = tmp_path / "global.yaml"
     config.write_text(
         f"extends: {CONFIGS / 'training' / 'lightgbm.yaml'}\n"
-        f"split: {{train_end: {SMALL_SPLIT['train_end']}, validation_end: {SMALL_SPLIT['validation_end']}, test_end: {SMALL_SPLIT['test_end']}}}\n"
+        f"split: {{train_end: {SMALL_SPLIT['train_end']}, validation_end: {SMALL_SPLIT['validation_end']}, test_end: {SMALL_SPLIT['test_end']}, validation_windows: 1}}\n"
         "model:\n  params: {n_estimators: 30, early_stopping_rounds: 5}\n"
     )
     main(["train-global", str(config), "--data", str(CONFIGS / "data" / "plants.yaml"), "--out", str(tmp_path / "model"), "--origin-every", "6h"])
