@@ -80,5 +80,6 @@ def use_data(monkeypatch: pytest.MonkeyPatch):
     return point_at
 
 
-SMALL_SPLIT = {"train_end": "2018-02-12", "validation_end": "2018-02-26", "test_end": "2018-03-12"}
-"""Split of the 70-day synthetic series: six weeks train, two validate, two test."""
+SMALL_SPLIT = {"train_end": "2018-02-12", "validation_end": "2018-02-26", "test_end": "2018-03-12", "validation_windows": 1}
+"""Split of the 70-day synthetic series: six weeks train, two validate, two test (one validation
+window: three would leave too little history before the first for the 28-day features)."""

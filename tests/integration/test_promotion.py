@@ -151,7 +151,7 @@ def test_when_a_trained_champion_is_rescored_then_it_is_scored_like_evaluate(
     assert champion.promotion.promoted
     later = tmp_path / "later"
     later.mkdir()
-    shifted = {"train_end": "2018-02-19", "validation_end": "2018-03-01", "test_end": "2018-03-12"}
+    shifted = {"train_end": "2018-02-19", "validation_end": "2018-03-01", "test_end": "2018-03-12", "validation_windows": 1}
     second_path, _ = small_config(
         later, "xgboost.yaml", params={"n_estimators": 5}, experiment=experiment, split=shifted
     )
