@@ -26,7 +26,7 @@ EVERY ?= 2
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: help venv venv-dev data demo train tune compare forecast replay serve validate dev test test-unit test-integration test-system bench lint lock clean-local
+.PHONY: help venv venv-dev data demo train tune compare forecast replay serve validate dev test test-unit test-integration test-system bench bench-scale lint lock clean-local
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -112,6 +112,9 @@ test-integration: venv-dev ## integration tests only
 
 bench: venv-dev ## benchmark on the real data; writes bench/results/latest.{json,md} and the README table
 	$(BIN)/python -m bench.run
+
+bench-scale: venv-dev ## many meters: global LightGBM on 10, 30, 100 synthetic plants; writes bench/results/scale.json (not in make test)
+	$(BIN)/python -m bench.scale
 
 lint: venv-dev ## ruff
 	$(BIN)/ruff check src pipelines tests bench

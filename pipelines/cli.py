@@ -30,7 +30,7 @@ from energy_forecast.config import (
 )
 from energy_forecast.contract import describe_lookback
 from energy_forecast.data.ahead import KnownFutureError
-from energy_forecast.data.loading import DataValidationError
+from energy_forecast.data.loading import DataValidationError, load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.forecast import ForecastError, forecast_next
 from energy_forecast.models.chronos2.weights import WeightsUnavailableError
@@ -188,6 +188,28 @@ def forecast_command(data_path: str, task_path: str, model: str | None, alias: s
     print(f"plot:  {outcome.plot}")
 
 
+def synth_plants_command(plants: int, out: str, seed: int, data_path: str) -> None:
+    from energy_forecast.data.plants import write_plants
+
+    base = load_series(load_data_config(resolve_config_path(data_path))).frame
+    paths = write_plants(base, plants, Path(out), seed=seed)
+    print(f"{len(paths)} plants from {data_path} (seed {seed}) in {out}: {paths[0].name} .. {paths[-1].name}")
+    print(f"load them with configs/data/plants.yaml (PLANTS_PATH={out})")
+
+
+def train_global_command(config_path: str, data_path: str, out: str, scaling: str, origin_every: str | None) -> None:
+    from energy_forecast.global_training import train_global
+
+    config = load_config(resolve_config_path(config_path))
+    data = load_data_config(resolve_config_path(data_path))
+    result = train_global(config, data, scaling=scaling, train_origin_every=origin_every, out=Path(out))  # type: ignore[arg-type]
+    print(result.per_series[["volume", "rmse", "mae", "mase"]].round(3).to_string())
+    aggregate = result.aggregate
+    print(f"{int(aggregate['series'])} series: volume-weighted test RMSE {aggregate['volume_weighted_rmse']:.3f}, MAE "
+          f"{aggregate['volume_weighted_mae']:.3f}, nRMSE {aggregate['volume_weighted_nrmse']:.3f}; fitted in {result.fit_seconds:.1f} s")
+    print(f"saved: {out} (operations YAML sites.global_model)")
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
@@ -219,6 +241,17 @@ def main(argv: list[str] | None = None) -> None:
     ahead.add_argument("--model", help="registered model; default <data name>-<task name>")
     ahead.add_argument("--alias", default="champion")
     ahead.add_argument("--origin", help="first stamp to forecast; default: the first stamp after the data ends")
+    plants = commands.add_parser("synth-plants", help="write N synthetic plants built from the real steel series (a panel)")
+    plants.add_argument("--plants", type=int, required=True, help="how many plants")
+    plants.add_argument("--out", default="data/plants", help="folder for plant_000.csv ...")
+    plants.add_argument("--seed", type=int, default=0, help="same seed, same plants")
+    plants.add_argument("--data", default="configs/data/steel_industry.yaml", help="data YAML of the real series they are built from")
+    glob = commands.add_parser("train-global", help="fit one LightGBM/XGBoost across a panel, backtest per series, save it")
+    glob.add_argument("config", help="training YAML (recipe, split, model.type lightgbm or xgboost)")
+    glob.add_argument("--data", default="configs/data/plants.yaml", help="panel data YAML")
+    glob.add_argument("--out", default="data/models/global", help="folder the model is saved to")
+    glob.add_argument("--scaling", choices=["mean", "std", "none"], default="mean")
+    glob.add_argument("--origin-every", help="training origin spacing (default: the YAML's features.train_origin_every)")
     arguments = sys.argv[1:] if argv is None else argv
     debug = "--debug" in arguments
     if debug:
@@ -242,6 +275,10 @@ def main(argv: list[str] | None = None) -> None:
             tune_command(args.config, args.trials, args.timeout)
         elif args.command == "compare":
             compare_command(args.comparison)
+        elif args.command == "synth-plants":
+            synth_plants_command(args.plants, args.out, args.seed, args.data)
+        elif args.command == "train-global":
+            train_global_command(args.config, args.data, args.out, args.scaling, args.origin_every)
         elif args.command == "forecast":
             forecast_command(args.data, args.task, args.model, args.alias, args.origin)
         else:

@@ -13,6 +13,7 @@ from pipelines.defs.forecasts import forecast_definitions
 from pipelines.defs.ingest import ingest_job, meter_readings, new_data_sensor
 from pipelines.defs.models import model_definitions, model_jobs
 from pipelines.defs.monitoring import alert_on_failed_checks, alert_on_run_failure, monitoring_definitions
+from pipelines.defs.sites import site_definitions
 from pipelines.jobs import (
     chronos_covariates_job,
     chronos_finetuned_job,
@@ -30,9 +31,10 @@ operations = load_operations_config(resolve_config_path(os.environ.get("OPERATIO
 train_models_job, retrain_job = model_jobs(operations)
 forecasts = forecast_definitions(operations)
 monitoring = monitoring_definitions(operations, retrain_job)
+sites = site_definitions(operations)
 
 defs = dg.Definitions(
-    assets=[meter_readings, *model_definitions(operations), *forecasts["assets"], *monitoring["assets"]],
+    assets=[meter_readings, *model_definitions(operations), *forecasts["assets"], *monitoring["assets"], *sites["assets"]],
     jobs=[
         complete_training_job,
         compare_models_job,
@@ -46,8 +48,9 @@ defs = dg.Definitions(
         retrain_job,
         *forecasts["jobs"],
         *monitoring["jobs"],
+        *sites["jobs"],
     ],
-    sensors=[new_data_sensor, *forecasts["sensors"], *monitoring["sensors"], alert_on_run_failure, alert_on_failed_checks],
+    sensors=[new_data_sensor, *forecasts["sensors"], *monitoring["sensors"], *sites["sensors"], alert_on_run_failure, alert_on_failed_checks],
     schedules=monitoring["schedules"],
     resources=deployment_resources(),
     executor=dg.in_process_executor,  # one process per run: the steps share heavy imports (seconds each otherwise)

@@ -233,6 +233,22 @@ class DataConfig(StrictModel):
         "are rejected",
     )
     covariates: list[Covariate] = Field(default_factory=list)
+    id_column: str | None = Field(
+        default=None,
+        description="a panel in one file: the column naming each row's series (a site, a meter); every series is "
+        "validated on its own. Alternatively `path` may be a glob (plants/*.csv): one file per series, the series "
+        "id being the file name without its suffix",
+    )
+
+    @property
+    def is_glob(self) -> bool:
+        """``path`` is a pattern matching one file per series."""
+        return any(char in str(self.path) for char in "*?[")
+
+    @property
+    def is_panel(self) -> bool:
+        """Many series: an ``id_column`` or a glob ``path``."""
+        return self.id_column is not None or self.is_glob
 
     @field_validator("sha256")
     @classmethod
@@ -285,6 +301,13 @@ class DataConfig(StrictModel):
             raise ValueError(f"the target '{self.target}' cannot also be a covariate")
         if self.timestamp.column in names or self.timestamp.column == self.target:
             raise ValueError(f"the timestamp column '{self.timestamp.column}' cannot be a value column")
+        if self.id_column is not None:
+            if self.id_column in (*names, self.target, self.timestamp.column):
+                raise ValueError(f"id_column '{self.id_column}' cannot also be the target, the timestamp or a covariate")
+            if self.is_glob:
+                raise ValueError("declare either id_column (one file, many series) or a glob path (one file per series), not both")
+        if self.is_glob and self.sha256:
+            raise ValueError("sha256 pins one file; a glob path names many: leave sha256 empty")
         return self
 
     @property
@@ -1208,6 +1231,20 @@ class DriftPolicy(StrictModel):
     recent_days: int = Field(14, gt=0)
 
 
+class SitesConfig(StrictModel):
+    """Many sites in the operating loop: each a dynamic partition, added when its first file lands."""
+
+    data: DataConfig = Field(description="the panel's data YAML: the schema every site's files follow")
+    landing: str = Field(description="per-site landing: <landing>/<site>/<file>.csv (a folder, or s3://bucket/prefix)")
+    series_folder: Path = Field(description="each site's stored series: <series_folder>/<site>.csv")
+    first_forecast_day: datetime = Field(description="the first day of the site x day partitions")
+    global_model: Path | None = Field(None, description="folder of a saved global model (GlobalBoostedModel.save) that forecasts every site")
+
+    def site_data(self, site: str) -> DataConfig:
+        """The data YAML's schema reading one site's stored series."""
+        return self.data.model_copy(update={"path": self.series_folder / f"{site}.csv", "sha256": None, "id_column": None})
+
+
 class OperationsConfig(StrictModel):
     """The operating loop: where data arrive and are stored, which models retrain, its thresholds."""
 
@@ -1226,6 +1263,7 @@ class OperationsConfig(StrictModel):
     checks: CheckPolicy = Field(default_factory=CheckPolicy)
     drift: DriftPolicy
     alert_webhook: str | None = Field(None, description="URL that alerts are POSTed to as JSON; unset: alerts are logged only")
+    sites: SitesConfig | None = Field(None, description="many sites: per-site landing, dynamic partitions, site x day forecasts")
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("timezone")
@@ -1287,5 +1325,17 @@ def load_operations_config(path: Path | str) -> OperationsConfig:
         if missing:
             raise ConfigError(f"{path}: models: files not found: {missing}")
         raw["models"] = [str(model) for model in resolved]
+    sites = raw.get("sites")
+    if isinstance(sites, dict):
+        for key in ("series_folder", "global_model"):
+            if isinstance(sites.get(key), str) and sites[key]:
+                sites[key] = str((base / sites[key]).resolve())
+        if isinstance(sites.get("landing"), str) and not sites["landing"].startswith("s3://"):
+            sites["landing"] = str((base / sites["landing"]).resolve())
+        if isinstance(sites.get("data"), str):
+            data_path = (base / sites["data"]).resolve()
+            if not data_path.is_file():
+                raise ConfigError(f"{path}: sites.data: file not found: {data_path}")
+            sites["data"] = load_data_config(data_path)
     config = _validate(OperationsConfig, raw, path)
     return config.model_copy(update={"source": path})

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
@@ -179,6 +180,50 @@ class S3Landing(Landing):
 def landing_at(uri: str) -> Landing:
     """A folder, or an ``s3://bucket/prefix``."""
     return S3Landing(uri) if uri.startswith("s3://") else FolderLanding(uri)
+
+
+SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def site_landings(uri: str) -> dict[str, Landing]:
+    """Per-site landing locations under ``uri``: ``<uri>/<site>/<file>.csv``, one folder (or prefix)
+    per site, named like a series id. Names that are not valid site ids are skipped and logged."""
+    if uri.startswith("s3://"):
+        root = S3Landing(uri)
+        names = set()
+        for page in root.client.get_paginator("list_objects_v2").paginate(Bucket=root.bucket, Prefix=root._key(""), Delimiter="/"):
+            names |= {item["Prefix"].rstrip("/").rsplit("/", 1)[-1] for item in page.get("CommonPrefixes", [])}
+    else:
+        folder = Path(uri)
+        names = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+    sites = {}
+    for name in sorted(names):
+        if SITE_NAME.match(name):
+            sites[name] = landing_at(f"{uri.rstrip('/')}/{name}")
+        else:
+            logger.warning("%s/%s: not a valid site id (letters, digits, _ . -): ignored", uri, name)
+    return sites
+
+
+def start_series(data: DataConfig, name: str, payload: bytes) -> Delivery:
+    """A site's first delivery becomes its stored series at ``data.path`` (validated first).
+
+    Raises:
+        BadDelivery: the file is invalid; nothing is written.
+    """
+    series_path = Path(data.path)
+    if series_path.is_file():
+        return ingest_delivery(data, name, payload)
+    series_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(series_path) + ".lock", timeout=300):
+        delivered = _validated(data, payload, name)
+        _write_atomically(series_path, payload)
+        index = delivered.frame.index
+        delivery = Delivery(name=name, sha256=hashlib.sha256(payload).hexdigest(), status="appended", rows=len(index),
+                            first=str(index[0]), last=str(index[-1]), series_last=str(index[-1]))
+        record = {**asdict(delivery), "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        _ledger_path(series_path).write_text(json.dumps({delivery.sha256: record}, indent=1))
+        return delivery
 
 
 # -- the stored series ---------------------------------------------------------------------------

@@ -458,3 +458,25 @@ def test_quantile_scores_match_a_hand_computed_pinball_loss_and_coverage():
     assert scores["coverage_80"] == pytest.approx(2 / 3)
     assert scores["width_80"] == pytest.approx((2 + 3 + 1) / 3)
     assert quantile_scores(forecast[["actual", "prediction"]]) == {}
+
+
+# -- panels --------------------------------------------------------------------------------------
+
+
+def test_when_a_panel_is_forecast_then_one_batched_call_equals_each_series_alone(tiny_chronos, on_synthetic, monkeypatch):
+    model, split = prepared(chronos_config("chronos2_zeroshot.yaml", tiny_chronos))
+    model.fit(split.history)
+    frames = {"a": split.through_test, "b": split.through_test.assign(**{model.problem.target: split.through_test[model.problem.target] * 3.0})}
+    origins = {"a": split.test_origins[:3], "b": split.test_origins[2:5]}
+    calls = []
+    pipeline = model._pipeline()
+    original = pipeline.predict_df
+    monkeypatch.setattr(pipeline, "predict_df", lambda **kw: calls.append(kw["df"]["origin"].nunique()) or original(**kw))
+    panel = model.predict_panel(frames, origins)
+    assert calls == [6]  # every series and origin in one call
+    assert list(panel["series_id"].unique()) == ["a", "b"]
+    for sid in ("a", "b"):
+        alone = model.predict(frames[sid], origins[sid])
+        got = panel[panel["series_id"] == sid].drop(columns="series_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[["origin", "step", "timestamp"]], alone[["origin", "step", "timestamp"]])
+        np.testing.assert_allclose(got["prediction"], alone["prediction"], rtol=1e-4, atol=1e-3)

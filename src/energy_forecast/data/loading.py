@@ -132,8 +132,8 @@ def _to_datetime(text: pd.Series, config: DataConfig) -> pd.Series:
         rows = np.flatnonzero(~offsets.to_numpy())
         first = int(np.flatnonzero(offsets.to_numpy())[0])
         raise DataValidationError(
-            f"{config.path}: column '{spec.column}': {_where(int(rows[0]))}: {text.iloc[rows[0]]!r} has no UTC offset while "
-            f"{_where(first)} ({text.iloc[first]!r}) has one: write every stamp with an offset, or none"
+            f"{config.path}: column '{spec.column}': {_where(int(text.index[rows[0]]))}: {text.iloc[rows[0]]!r} has no UTC offset while "
+            f"{_where(int(text.index[first]))} ({text.iloc[first]!r}) has one: write every stamp with an offset, or none"
         )
     return stamps
 
@@ -177,7 +177,7 @@ def _parse_timestamps(frame: pd.DataFrame, config: DataConfig) -> pd.DatetimeInd
         row = int(bad[0])
         expected = f"format '{spec.format}'" if spec.format else "ISO 8601"
         raise DataValidationError(
-            f"{config.path}: column '{spec.column}': {_where(row)}: cannot parse "
+            f"{config.path}: column '{spec.column}': {_where(int(frame.index[row]))}: cannot parse "
             f"{frame[spec.column].iloc[row]!r} as a timestamp ({expected}); "
             f"{bad.size} unparseable value(s) in all"
         )
@@ -202,7 +202,7 @@ def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
             what = "missing value" if text.iloc[row] == "" else f"non-numeric value {text.iloc[row]!r}"
             role = "target" if column == config.target else "covariate"
             raise DataValidationError(
-                f"{config.path}: {role} column '{column}': {_where(row)}: {what}; "
+                f"{config.path}: {role} column '{column}': {_where(int(frame.index[row]))}: {what}; "
                 f"{bad.size} such row(s) in all"
             )
         number = parsed.astype("float64").to_numpy()
@@ -211,7 +211,7 @@ def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
             row = int(absurd[0])
             role = "target" if column == config.target else "covariate"
             raise DataValidationError(
-                f"{config.path}: {role} column '{column}': {_where(row)}: value {text.iloc[row]!r} is infinite or beyond "
+                f"{config.path}: {role} column '{column}': {_where(int(frame.index[row]))}: value {text.iloc[row]!r} is infinite or beyond "
                 f"+-{config.max_abs_value:g} (the data YAML's max_abs_value); {absurd.size} such row(s) in all"
             )
         values[column] = number
@@ -221,7 +221,7 @@ def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
             empty = np.flatnonzero(text.eq("").to_numpy())
             if empty.size:
                 raise DataValidationError(
-                    f"{config.path}: covariate column '{covariate.name}': {_where(int(empty[0]))}: "
+                    f"{config.path}: covariate column '{covariate.name}': {_where(int(frame.index[empty[0]]))}: "
                     f"missing value; {empty.size} such row(s) in all"
                 )
             values[covariate.name] = text.to_numpy()
@@ -231,7 +231,7 @@ def _parse_values(frame: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
         row = int(below[0])
         what = "negative value" if config.target_min == 0 else f"value below target_min={config.target_min:g}:"
         raise DataValidationError(
-            f"{config.path}: target column '{config.target}': {_where(row)}: {what} "
+            f"{config.path}: target column '{config.target}': {_where(int(frame.index[row]))}: {what} "
             f"{target[row]}; {below.size} such row(s) in all"
         )
     ordered = [config.target, *(c.name for c in config.covariates)]
@@ -298,31 +298,41 @@ def load_series(config: DataConfig) -> SeriesData:
     target and numeric covariates are numbers, the target never below ``target_min``; no two rows share a
     stamp; every stamp is on the frequency grid; no gap is longer than ``max_gap_steps``. Gaps up
     to that length are filled (time interpolation, categories carried forward) and counted.
+
+    A panel data YAML (``id_column`` or a glob ``path``) is refused here: use :func:`load_panel`.
     """
+    if config.is_panel:
+        raise DataValidationError(
+            f"{config.path}: the data YAML '{config.name}' describes a panel of series (id_column or a file glob); "
+            "load it with load_panel, or train a global model on it"
+        )
     raw, sha256, md5 = _read_csv(config)
     if raw.empty:
         raise DataValidationError(f"{config.path}: the file has a header but no data rows")
     _check_columns(raw, config)
-    index = _parse_timestamps(raw, config)
-    values = _parse_values(raw, config)
-    values.index = index
-    order = np.argsort(index.asi8, kind="stable")
-    values = values.iloc[order]
-    filled_steps = _check_grid(values.index, config, file_rows=order)
-    if filled_steps:
-        values = _fill_gaps(values, config)
-        logger.info("%s: filled %d missing step(s) (max_gap_steps=%d)", config.path, filled_steps, config.max_gap_steps)
-    for covariate in config.covariates:
-        if covariate.kind == "categorical":
-            values[covariate.name] = pd.Categorical(values[covariate.name], categories=sorted(values[covariate.name].unique()))
+    values, filled_steps = _validated(raw, config)
     if config.sha256 and sha256 != config.sha256:
         raise DataValidationError(
             f"{config.path}: sha256 {sha256} differs from the data YAML's pinned sha256 {config.sha256}: "
             "not the file this data set names; point the YAML (or DATA_PATH) at the right file, or update the pin "
             "(DATA_SHA256= pins nothing)"
         )
-    logger.info(
-        "%s: %d rows from %s to %s (interval starts), sha256 %s…",
-        config.path, len(values), values.index[0], values.index[-1], sha256[:12],
-    )
     return SeriesData(frame=values, config=config, sha256=sha256, md5=md5, filled_steps=filled_steps)
+
+
+def _validated(raw: pd.DataFrame, config: DataConfig) -> tuple[pd.DataFrame, int]:
+    """One series' rows (index: their positions in the file) checked, sorted, gaps filled."""
+    index = _parse_timestamps(raw, config)
+    values = _parse_values(raw, config)
+    values.index = index
+    order = np.argsort(index.asi8, kind="stable")
+    values = values.iloc[order]
+    filled_steps = _check_grid(values.index, config, file_rows=raw.index.to_numpy()[order])
+    if filled_steps:
+        values = _fill_gaps(values, config)
+        logger.info("%s: filled %d missing step(s) (max_gap_steps=%d)", config.path, filled_steps, config.max_gap_steps)
+    for covariate in config.covariates:
+        if covariate.kind == "categorical":
+            values[covariate.name] = pd.Categorical(values[covariate.name], categories=sorted(values[covariate.name].unique()))
+    logger.info("%s: %d rows from %s to %s (interval starts)", config.path, len(values), values.index[0], values.index[-1])
+    return values, filled_steps

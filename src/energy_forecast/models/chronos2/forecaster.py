@@ -26,15 +26,17 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
 from energy_forecast.config import ForecastProblem
 from energy_forecast.device import DeviceChoice, torch_cuda_available
+from energy_forecast.frames import ORIGIN, TIMESTAMP
 from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
 from energy_forecast.models.chronos2.finetune import FinetuneSettings, finetune
 from energy_forecast.models.chronos2.frames import context_frame, forecast_from_chronos, predict_df_arguments
@@ -242,6 +244,50 @@ class Chronos2Forecaster(Forecaster):
         forecast = pipeline.predict_df(**arguments)
         logger.info("chronos2: forecast %d origins x %d steps in %.2f s", len(origins), self.problem.horizon, time.perf_counter() - started)
         return forecast_from_chronos(forecast, self.problem)
+
+    def predict_panel(self, frames: Mapping[str, pd.DataFrame], origins: Mapping[str, pd.DatetimeIndex]) -> pd.DataFrame:
+        """Every series of a panel from its origins in ONE batched ``predict_df`` call (one Chronos-2
+        item per series and origin; ``batch_size`` items per forward pass).
+
+        Returns:
+            ``series_id`` then the columns of :meth:`predict` (origin, step, timestamp, prediction, quantiles).
+        """
+        if not self.is_fitted_:
+            raise ValueError(f"{self.name}: call fit() before predict_panel()")
+        parts, horizon_rows, series_of = [], [], {}
+        first_long = pd.DataFrame()
+        for number, (sid, frame) in enumerate(frames.items()):
+            if not len(origins.get(sid, [])):
+                continue
+            self._check_columns(frame)
+            frame = self._encode(frame)
+            self._check_origins(frame, origins[sid])
+            long = context_frame(frame, origins[sid], self.problem, self.context_length_)
+            item = long[ORIGIN].map(lambda origin, n=number: f"{n}|{origin.isoformat()}")
+            series_of[number] = sid
+            horizon_rows.append((long[TIMESTAMP] >= long[ORIGIN]).to_numpy())
+            if not parts:
+                first_long = long
+            parts.append(long.assign(**{ORIGIN: item}))
+        long = pd.concat(parts, ignore_index=True)
+        # the call's settings as for one series; its frames hold every series' items (ids are text now)
+        arguments = predict_df_arguments(first_long, self.problem, context_length=self.context_length_, batch_size=self.params.batch_size)
+        is_horizon = np.concatenate(horizon_rows)  # the items are text now: split on the real stamps
+        arguments["df"], future = long[~is_horizon], long[is_horizon]
+        if arguments["future_df"] is not None:
+            arguments["future_df"] = future[[ORIGIN, TIMESTAMP, *self.problem.future_covariates]]
+        started = time.perf_counter()
+        raw = self._pipeline().predict_df(**arguments)
+        logger.info("chronos2: forecast %d series, %d items x %d steps in one call, %.2f s",
+                    len(parts), raw[ORIGIN].nunique(), self.problem.horizon, time.perf_counter() - started)
+        item = raw[ORIGIN].str.split("|", n=1)
+        series = item.str[0].astype(int).map(series_of)
+        first = next(iter(frames.values())).index
+        raw = raw.assign(**{ORIGIN: pd.DatetimeIndex(pd.to_datetime(item.str[1].to_numpy())).tz_convert(first.tz) if first.tz is not None
+                            else pd.to_datetime(item.str[1].to_numpy())})
+        forecast = forecast_from_chronos(raw, self.problem)
+        forecast.insert(0, "series_id", series.to_numpy())
+        return forecast
 
     @property
     def max_prediction_length(self) -> int | None:

@@ -1,0 +1,187 @@
+"""Global LightGBM / XGBoost across a panel: on one series they reproduce today's model; on many
+they train once from a matrix built per series and score per series plus a volume-weighted aggregate.
+
+Tolerances, and why: with float64 features and no scaling the global model makes today's model
+bit for bit (the same library call on the same rows). Mean scaling divides each value by a positive
+constant: no value changes order, so the same rows fall in the same bins and the same splits win;
+leaf values scale with the target, so predictions agree up to the rounding of that division
+(well under 1e-4 kWh). float32 features (the default) are exact for XGBoost, which stores float32
+anyway; LightGBM bins float64 input, and float32 rounding moves a few bin bounds: predictions then
+agree only to a fraction of a kWh and the RMSE to 1 %.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from energy_forecast.backtest import split_series
+from energy_forecast.config import SplitConfig
+from energy_forecast.data.panel import load_panel
+from energy_forecast.data.plants import write_plants
+from energy_forecast.models.base import ValidationData
+from energy_forecast.models.global_boosted import (
+    SERIES_FEATURE,
+    GlobalBoostedModel,
+    PanelMatrix,
+    fit_scales,
+    training_origins,
+)
+from energy_forecast.models.registry import create_model
+from energy_forecast.panel_backtest import attach_panel_actuals, score_panel, split_panel
+from energy_forecast.training import load_config
+from tests.conftest import CONFIGS, SMALL_SPLIT
+from tests.unit.test_panel import plants_config, steel_base
+
+FEW_ROUNDS = {"n_estimators": 40, "early_stopping_rounds": 5}
+
+
+@pytest.fixture(scope="module")
+def one_series(synthetic_csv: Path) -> dict[str, object]:
+    import os
+
+    previous = os.environ.get("DATA_PATH")
+    os.environ["DATA_PATH"] = str(synthetic_csv)
+    try:
+        configs = {family: load_config(CONFIGS / "training" / f"{family}.yaml", {"split": SMALL_SPLIT, "model": {"params": FEW_ROUNDS}}) for family in ("lightgbm", "xgboost")}
+    finally:
+        if previous is None:
+            os.environ.pop("DATA_PATH")
+        else:
+            os.environ["DATA_PATH"] = previous
+    from energy_forecast.data.loading import load_series
+
+    frame = load_series(configs["lightgbm"].data).frame
+    return {"configs": configs, "frame": frame}
+
+
+@pytest.mark.parametrize(
+    ("family", "scaling", "dtype", "tolerance"),
+    [
+        ("lightgbm", "none", "float64", 0.0),
+        ("lightgbm", "mean", "float64", 1e-4),
+        ("xgboost", "none", "float32", 0.0),
+        ("xgboost", "mean", "float32", 1e-3),
+    ],
+)
+def test_one_series_reproduces_todays_model(one_series: dict, family: str, scaling: str, dtype: str, tolerance: float) -> None:
+    config = one_series["configs"][family]
+    problem = config.problem
+    today = create_model(config.model, problem)
+    split = split_series(one_series["frame"], config.split, config.task, min_history=today.lookback)
+    today.fit(split.history, ValidationData(split.through_validation, split.validation_origins))
+    expected = today.predict(split.through_test, split.test_origins)
+
+    model = GlobalBoostedModel(family, config.model.params, problem, scaling=scaling, dtype=dtype)
+    model.fit({"steel": split.history}, {"steel": (split.through_validation, split.validation_origins)})
+    got = model.predict({"steel": split.through_test}, {"steel": split.test_origins})
+
+    assert model.codes_ is None and SERIES_FEATURE not in model.feature_names_  # one series: no id feature
+    assert model.best_iteration_ == today.rounds_kept
+    pd.testing.assert_frame_equal(got[["origin", "step", "timestamp"]], expected[["origin", "step", "timestamp"]])
+    np.testing.assert_allclose(got["prediction"], expected["prediction"], rtol=0, atol=tolerance)
+
+
+def test_one_series_float32_lightgbm_is_close(one_series: dict) -> None:
+    config = one_series["configs"]["lightgbm"]
+    today = create_model(config.model, config.problem)
+    split = split_series(one_series["frame"], config.split, config.task, min_history=today.lookback)
+    today.fit(split.history, ValidationData(split.through_validation, split.validation_origins))
+    expected = today.predict(split.through_test, split.test_origins)["prediction"].to_numpy()
+    model = GlobalBoostedModel("lightgbm", config.model.params, config.problem).fit(
+        {"s": split.history}, {"s": (split.through_validation, split.validation_origins)}
+    )
+    got = model.predict({"s": split.through_test}, {"s": split.test_origins})["prediction"].to_numpy()
+    actual = split.through_test[config.problem.target].reindex(today.predict(split.through_test, split.test_origins)["timestamp"]).to_numpy()
+    rmse = lambda p: float(np.sqrt(np.mean((p - actual) ** 2)))  # noqa: E731
+    assert abs(rmse(got) - rmse(expected)) <= 0.01 * rmse(expected)
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("plants")
+    write_plants(steel_base(days=70), 3, folder, seed=11)
+    return load_panel(plants_config(folder))
+
+
+def panel_problem(family: str = "lightgbm"):
+    config = load_config(CONFIGS / "training" / f"{family}.yaml", {"split": SMALL_SPLIT})
+    # the plants' own covariates: the steel training YAML's recipe on the plants data YAML
+    return config.model_copy(update={"data": plants_config(Path("."))}).problem.replace(
+        covariates=tuple(plants_config(Path(".")).covariates), available_covariates=tuple(plants_config(Path(".")).covariates)
+    ), config
+
+
+def test_matrix_is_built_per_series_in_float32(panel) -> None:
+    problem, _ = panel_problem()
+    origins = {sid: training_origins(frame.iloc[: 40 * 96], problem) for sid, frame in panel.series.items()}
+    histories = {sid: frame.iloc[: 40 * 96] for sid, frame in panel.series.items()}
+    scales = fit_scales(histories, problem, "mean")
+    matrix = PanelMatrix(histories, origins, problem, scales, {sid: i for i, sid in enumerate(panel.ids)})
+    chunks = list(matrix.chunks())
+    assert [c[0] for c in chunks] == panel.ids
+    assert all(X.dtype == np.float32 and X.shape[1] == len(matrix.feature_names) for _, X, _ in chunks)
+    assert matrix.feature_names[-1] == SERIES_FEATURE
+    np.testing.assert_array_equal(np.concatenate([y for _, _, y in chunks]), matrix.labels())
+    # scaled: each series' target lags sit around 1 whatever the plant's size
+    lag = matrix.feature_names.index("target_lag672")
+    assert all(0.5 < np.nanmean(X[:, lag]) < 2.0 for _, X, _ in chunks)
+    assert len({round(s[problem.target].scale, 3) for s in scales.values()}) == 3
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+def test_global_model_on_a_panel_scores_per_series(panel, family: str, tmp_path: Path) -> None:
+    problem, config = panel_problem(family)
+    bounds = SplitConfig.model_validate(SMALL_SPLIT)
+    splits = split_panel(panel.series, bounds, config.task, min_history=problem.features.lookback)
+    model = GlobalBoostedModel(family, {**config.model.params, **FEW_ROUNDS}, problem)
+    model.fit({s: sp.history for s, sp in splits.items()}, {s: (sp.through_validation, sp.validation_origins) for s, sp in splits.items()})
+    assert model.codes_ == {sid: i for i, sid in enumerate(panel.ids)}
+    forecast = model.predict({s: sp.through_test for s, sp in splits.items()}, {s: sp.test_origins for s, sp in splits.items()})
+    assert sorted(forecast["series_id"].unique()) == panel.ids
+    assert len(forecast) == sum(len(sp.test_origins) for sp in splits.values()) * problem.horizon
+    forecast = attach_panel_actuals(forecast, panel.series, problem.target)
+    per_series, aggregate = score_panel(forecast, {s: sp.history for s, sp in splits.items()}, problem.target, problem.steps_per("7D"))
+    assert list(per_series.index) == panel.ids
+    weights = per_series["volume"] / per_series["volume"].sum()
+    assert aggregate["volume_weighted_rmse"] == pytest.approx(float((per_series["rmse"] * weights).sum()))
+    # each series is forecast in its own unit: a plant's forecasts track its own level
+    for sid, rows in forecast.groupby("series_id"):
+        assert 0.5 < rows["prediction"].mean() / rows["actual"].mean() < 2.0, sid
+    model.save(tmp_path / "m")
+    again = GlobalBoostedModel.load(tmp_path / "m").predict(
+        {s: sp.through_test for s, sp in splits.items()}, {s: sp.test_origins for s, sp in splits.items()}
+    )
+    np.testing.assert_allclose(again["prediction"], forecast.sort_values(["series_id", "origin", "step"])["prediction"], rtol=1e-6)
+
+
+def test_unknown_series_is_refused(panel) -> None:
+    problem, config = panel_problem("xgboost")
+    bounds = SplitConfig.model_validate(SMALL_SPLIT)
+    splits = split_panel(panel.series, bounds, config.task, min_history=problem.features.lookback)
+    two = dict(list(splits.items())[:2])
+    model = GlobalBoostedModel("xgboost", {**config.model.params, **FEW_ROUNDS}, problem).fit({s: sp.history for s, sp in two.items()})
+    with pytest.raises(ValueError, match="series \\['plant_002'\\] were not in training"):
+        model.predict({s: sp.through_test for s, sp in splits.items()}, {s: sp.test_origins for s, sp in splits.items()})
+
+
+def test_train_global_command_backtests_and_saves(panel, tmp_path: Path, monkeypatch, capsys) -> None:
+    from pipelines.cli import main
+
+    folder = Path(next(iter(panel.files.values()))).parent
+    monkeypatch.setenv("PLANTS_PATH", str(folder))
+    config = tmp_path / "global.yaml"
+    config.write_text(
+        f"extends: {CONFIGS / 'training' / 'lightgbm.yaml'}\n"
+        f"split: {{train_end: {SMALL_SPLIT['train_end']}, validation_end: {SMALL_SPLIT['validation_end']}, test_end: {SMALL_SPLIT['test_end']}}}\n"
+        "model:\n  params: {n_estimators: 30, early_stopping_rounds: 5}\n"
+    )
+    main(["train-global", str(config), "--data", str(CONFIGS / "data" / "plants.yaml"), "--out", str(tmp_path / "model"), "--origin-every", "6h"])
+    printed = capsys.readouterr().out
+    assert "3 series: volume-weighted test RMSE" in printed and "plant_002" in printed
+    saved = GlobalBoostedModel.load(tmp_path / "model")
+    assert saved.codes_ == {"plant_000": 0, "plant_001": 1, "plant_002": 2} and saved.train_origin_every == "6h"
+    assert (tmp_path / "model" / "per_series_test_metrics.csv").is_file()
