@@ -76,6 +76,7 @@ def benchmark(model: str, timeout: float, trials: int | None) -> dict[str, Any]:
         "test_rmse_after": scores["after"]["test"],
         "best_params": result.best_params,
         "cores": os.cpu_count(),
+        "load_average_1min_end": round(os.getloadavg()[0], 1),  # other work on the machine stretches the wall time
         "date": time.strftime("%Y-%m-%d"),
     }
 

@@ -230,6 +230,23 @@ def open_study(config: TrainingConfig, storage_url: str) -> optuna.Study:
     )
 
 
+def starting_point(config: TrainingConfig, params: dict[str, Any]) -> dict[str, Any]:
+    """The YAML's own values (its params over the family's defaults) of the searched parameters
+    that lie in their range: the first trial of a new study, so the best is never worse than them."""
+    assert config.tuning is not None
+    start = {}
+    for name, searched in config.tuning.search_space.items():
+        value = params.get(name)
+        if searched.type == "categorical":
+            fits = value in searched.choices
+        else:
+            fits = isinstance(value, int | float) and not isinstance(value, bool) and searched.low <= value <= searched.high
+            fits = fits and (searched.type == "float" or float(value).is_integer())
+        if fits:
+            start[name] = value
+    return start
+
+
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
 
@@ -295,6 +312,10 @@ def tune(
     output_path = Path(output) if output else tuned_path(config_path)
     metric = tuning.metric
 
+    if not study.get_trials(deepcopy=False):  # a new study starts from the YAML's own values: tuning never returns worse
+        start = starting_point(config, checked.model.params.model_dump())
+        if start:
+            study.enqueue_trial(start, user_attrs={"origin": "the YAML's own parameters"})
     already = len(_finished(study))
     remaining = None if tuning.trials is None else max(tuning.trials - already, 0)
     logger.info(

@@ -95,6 +95,10 @@ def test_when_training_from_the_tuned_yaml_then_it_reproduces_the_tuned_score(tm
     config_path = tuning_config(tmp_path, f"sqlite:///{tmp_path / 'optuna.db'}", trials=2)
     result = tune(config_path)
 
+    first = optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
+    # the YAML's own values start a new study; its subsample 0.7 is no choice, so that one is sampled
+    assert {k: first.params[k] for k in ("max_depth", "learning_rate")} == {"max_depth": 5, "learning_rate": 0.03}
+    assert first.params["subsample"] in (0.6, 0.8, 1.0)
     tuned = Path(result.tuned_config)
     assert tuned == tmp_path / "xgboost_small_tuned.yaml"
     text = tuned.read_text()

@@ -200,3 +200,35 @@ def test_when_two_members_have_independent_errors_then_the_fitted_ensemble_beats
         member_rmse.append(rmse(evaluation.forecast[ACTUAL], forecast[PREDICTION]))
     assert evaluation.metrics["rmse"] < 0.85 * min(member_rmse)
     assert (evaluation.model.weights_ > 0.2).all()
+
+
+def test_when_an_ensemble_reuses_saved_members_then_it_learns_from_their_windows_without_refitting(series_and_config, tmp_path, monkeypatch):
+    import yaml
+
+    from energy_forecast.models import create_model, load_forecaster
+    from energy_forecast.models.lightgbm import LightGBMForecaster
+
+    series, config = series_and_config
+    members = {"small_xgboost": ("xgboost.yaml", SMALL_XGBOOST), "small_lightgbm": ("lightgbm.yaml", SMALL_LIGHTGBM)}
+    for name, (base, params) in members.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({"extends": str(CONFIGS / "training" / base), "model": {"params": params}}))
+    ensemble_members = [{"config": f"{name}.yaml"} for name in members]
+    (tmp_path / "vote.yaml").write_text(yaml.safe_dump({"extends": str(CONFIGS / "training" / "voting.yaml"), "model": {"params": {"members": ensemble_members}}}))
+    overrides = {"split": {**SMALL_SPLIT, **WINDOWED}, "features": FAST_FEATURES}
+    saved = {}
+    for name in members:
+        result = validate(load_config(tmp_path / f"{name}.yaml", overrides), series)
+        result.model.save(tmp_path / "saved" / name)
+        saved[name] = load_forecaster(tmp_path / "saved" / name)
+        pd.testing.assert_frame_equal(saved[name].validation_.forecast, result.record.forecast, check_dtype=False)
+        assert saved[name].validation_.rounds == result.record.rounds and saved[name].validation_.refit
+
+    fits = []
+    for family in (XGBoostForecaster, LightGBMForecaster):
+        monkeypatch.setattr(family, "fit", lambda self, *args, **kwargs: fits.append(self.name))
+    voting = load_config(tmp_path / "vote.yaml", overrides)
+    model = create_model(voting.model, voting.problem)
+    model.use_fitted_members(saved)
+    result = validate(voting, series, model=model)
+    assert fits == []  # nothing refitted: the weights come from the saved members' windows
+    assert result.model.weights_.sum() == pytest.approx(1.0) and len(result.window_rmse) == 2

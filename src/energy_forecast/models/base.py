@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 SAVED_FORMAT = 1
 """Version of the saved-model layout; bumped when ``forecaster.json`` changes incompatibly."""
 MANIFEST = "forecaster.json"
-VALIDATION_FILE = "validation_forecasts.parquet"
+VALIDATION_FILE = "validation_forecasts.npz"
 WINDOW = "window"
 
 
@@ -102,6 +102,34 @@ class ValidationRecord:
             windows=[tuple(w) for w in state["windows"]], forecast=forecast, rounds=list(state.get("rounds", [])),
             chosen_rounds=state.get("chosen_rounds"), refit=bool(state.get("refit")), details=dict(state.get("details", {})),
         )
+
+
+_STAMPS = (ORIGIN, TIMESTAMP)
+
+
+def _save_forecast(forecast: pd.DataFrame, path: Path) -> dict[str, Any]:
+    """Out-of-window forecasts as a NumPy archive (nothing beyond NumPy needed to read a model back);
+    stamps as nanoseconds since the epoch, their zone in the manifest."""
+    zone = forecast[TIMESTAMP].dt.tz
+    columns = {WINDOW: forecast[WINDOW].to_numpy(dtype="int64"), STEP: forecast[STEP].to_numpy(dtype="int64")}
+    columns |= {name: pd.DatetimeIndex(forecast[name]).as_unit("ns").asi8 for name in _STAMPS}
+    columns |= {name: forecast[name].to_numpy(dtype="float64") for name in (PREDICTION, ACTUAL)}
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, **columns)
+    return {"timezone": None if zone is None else str(zone)}
+
+
+def _load_forecast(path: Path, zone: str | None) -> pd.DataFrame:
+    with np.load(path, allow_pickle=False) as archive:
+        columns = {name: archive[name] for name in archive.files}
+    frame = {}
+    for name in (ORIGIN, STEP, TIMESTAMP):
+        if name in _STAMPS:
+            stamps = pd.DatetimeIndex(columns[name].astype("datetime64[ns]"))
+            frame[name] = stamps.tz_localize("UTC").tz_convert(zone) if zone else stamps
+        else:
+            frame[name] = columns[name]
+    return pd.DataFrame(frame | {PREDICTION: columns[PREDICTION], ACTUAL: columns[ACTUAL], WINDOW: columns[WINDOW]})
 
 
 def window_key(windows: Sequence[WindowSpan]) -> list[tuple[str, str]]:
@@ -325,8 +353,7 @@ class Forecaster(ABC):
             "state": self._save_state(directory),
         }
         if self.validation_ is not None:  # the out-of-window forecasts: an ensemble reusing this model learns from them
-            self.validation_.forecast.to_parquet(directory / VALIDATION_FILE, index=False)
-            manifest["validation"] = self.validation_.to_json()
+            manifest["validation"] = self.validation_.to_json() | {"file": VALIDATION_FILE, **_save_forecast(self.validation_.forecast, directory / VALIDATION_FILE)}
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
     def restore(self, directory: Path, manifest: dict[str, Any]) -> Self:
@@ -336,7 +363,8 @@ class Forecaster(ABC):
         self.calibration_ = Calibration.from_json(calibration) if calibration else None
         self._load_state(Path(directory), manifest.get("state") or {})
         if manifest.get("validation"):
-            self.validation_ = ValidationRecord.from_json(manifest["validation"], pd.read_parquet(Path(directory) / VALIDATION_FILE))
+            state = manifest["validation"]
+            self.validation_ = ValidationRecord.from_json(state, _load_forecast(Path(directory) / state["file"], state.get("timezone")))
         self.is_fitted_ = True
         return self
 

@@ -112,6 +112,15 @@ class VotingParams(EnsembleParams):
     selection_rounds: int = Field(100, ge=1, description="greedy: members added (with replacement); weights are counts / rounds")
 
 
+def _same_rows(forecast: pd.DataFrame, keys: pd.DataFrame) -> bool:
+    """The same windows, origins, steps and stamps, row by row (whatever the stamps' time unit)."""
+    if len(forecast) != len(keys):
+        return False
+    same = [np.array_equal(forecast[c].to_numpy(dtype="int64"), keys[c].to_numpy(dtype="int64")) for c in (WINDOW, KEYS[1])]
+    same += [np.array_equal(pd.DatetimeIndex(forecast[c]).as_unit("ns").asi8, pd.DatetimeIndex(keys[c]).as_unit("ns").asi8) for c in (KEYS[0], KEYS[2])]
+    return all(same)
+
+
 def greedy_selection(predictions: np.ndarray, actual: np.ndarray, rounds: int) -> np.ndarray:
     """Ensemble selection with replacement (Caruana et al., 2004): add, ``rounds`` times, the member
     that most lowers the squared error of the running average; weights are the counts / rounds."""
@@ -237,7 +246,7 @@ class _Ensemble(Forecaster):
             records.append(member.fit_windows(frame, windows, refit=refit))
         keys = records[0].forecast[[WINDOW, *KEYS]]
         for record in records[1:]:
-            if not record.forecast[[WINDOW, *KEYS]].equals(keys):
+            if not _same_rows(record.forecast, keys):
                 raise ValueError(f"{self.name}: the members' validation forecasts are for different origins or steps")
         predictions = np.column_stack([r.forecast[PREDICTION].to_numpy(dtype="float64") for r in records])
         actual = records[0].forecast[ACTUAL].to_numpy(dtype="float64")
