@@ -165,11 +165,13 @@ class Faults:
 
     # -- services --------------------------------------------------------------------------------
 
-    def wait_healthy(self, timeout: float = 300) -> None:
+    def wait_healthy(self, *services: str, timeout: float = 300) -> None:
+        """Until ``services`` run and pass their healthchecks (the others' health is the next run's
+        business: on a loaded machine the daemon's liveness check can time out while it works)."""
         deadline = time.monotonic() + timeout
         while True:
             states = [json.loads(line) for line in self.stack.run("ps", "--all", "--format", "json").stdout.splitlines() if line.strip()]
-            unhealthy = {s["Service"]: s.get("Health") or s["State"] for s in states if s["Service"] != "minio-init"
+            unhealthy = {s["Service"]: s.get("Health") or s["State"] for s in states if s["Service"] in services
                          and not (s["State"] == "running" and s.get("Health") in ("healthy", ""))}
             if not unhealthy:
                 return
@@ -242,7 +244,6 @@ def check_and_recover(faults: Faults, name: str, group: list[tuple[str, str]], b
 
     recovery = "not needed (the run or its retry succeeded after the fault)"
     if not succeeded:
-        faults.wait_healthy()
         after = faults.launch(faults=f"{name}-recovery")
         status, _ = faults.wait_terminal(after)
         assert status == "SUCCESS", f"the run after {name} ended {status}"
@@ -259,17 +260,17 @@ def check_and_recover(faults: Faults, name: str, group: list[tuple[str, str]], b
     return faults.outcomes[name]
 
 
-def inject(faults: Faults, name: str, fault: Callable[[str, dict], str], heal: Callable[[], None] | None = None) -> dict:
-    """Launch a run, inject ``fault`` once its MLflow run is RUNNING, let the run end, ``heal``,
-    follow retries, then check and recover."""
+def inject(faults: Faults, name: str, fault: Callable[[str, dict], str], heal: str | None = None) -> dict:
+    """Launch a run, inject ``fault`` once its MLflow run is RUNNING, let the run end, start the
+    service ``heal`` again, follow retries, then check and recover."""
     before, _ = faults.registry()
     run_id = faults.launch(faults=name)
     mlflow_run = faults.wait_mlflow_run(run_id)
     notes = fault(run_id, mlflow_run)
     if heal is not None:
         faults.wait_terminal(run_id)  # the service stays down until the run has ended
-        heal()
-        faults.wait_healthy()
+        faults.stack.run("start", heal, timeout=180)
+        faults.wait_healthy(heal)
     group = faults.settle(run_id)
     return check_and_recover(faults, name, group, before, notes)
 
@@ -303,7 +304,7 @@ def test_mlflow_stopped_mid_run(faults):
         faults.stack.run("stop", "mlflow", timeout=180)
         return ""
 
-    outcome = inject(faults, "MLflow stopped", stop, heal=lambda: faults.stack.run("start", "mlflow", timeout=180))
+    outcome = inject(faults, "MLflow stopped", stop, heal="mlflow")
     # an op failure (MLflow unreachable after the client's retries): not retried; the MLflow run
     # could not be ended by the run itself, the reaper ends it once MLflow is back
     assert outcome["dagster"] == "FAILURE" and outcome["retried"] == "no"
@@ -324,15 +325,16 @@ def test_s3_stopped_mid_artifact_upload(faults):
         faults.stack.run("stop", "minio", timeout=180)
         return f"stopped with {len(keys)} artifact(s) of the run in the bucket ({', '.join(k.split('/artifacts/')[1] for k in keys)})"
 
-    outcome = inject(faults, "S3 stopped mid-upload", stop_at_first_artifact, heal=lambda: faults.stack.run("start", "minio", timeout=180))
+    outcome = inject(faults, "S3 stopped mid-upload", stop_at_first_artifact, heal="minio")
     assert outcome["dagster"] == "FAILURE" and outcome["retried"] == "no"
 
 
 def test_postgres_restarted_mid_run(faults):
     def restart(run_id: str, mlflow_run: dict) -> str:
         faults.stack.run("restart", "postgres", timeout=180)
+        faults.wait_healthy("postgres")
         return ""
 
     outcome = inject(faults, "PostgreSQL restarted", restart)
-    faults.wait_healthy()
+    faults.wait_healthy("postgres", "mlflow")
     assert outcome["dagster"] in ("SUCCESS", "FAILURE", "FAILURE -> SUCCESS")
