@@ -13,6 +13,7 @@ from pipelines.defs.forecasts import forecast_definitions
 from pipelines.defs.ingest import ingest_job, meter_readings, new_data_sensor
 from pipelines.defs.models import model_definitions, model_jobs
 from pipelines.defs.monitoring import alert_on_failed_checks, alert_on_run_failure, monitoring_definitions
+from pipelines.defs.reliability import mlflow_reaper
 from pipelines.defs.sites import site_definitions
 from pipelines.jobs import (
     chronos_covariates_job,
@@ -50,7 +51,10 @@ defs = dg.Definitions(
         *monitoring["jobs"],
         *sites["jobs"],
     ],
-    sensors=[new_data_sensor, *forecasts["sensors"], *monitoring["sensors"], *sites["sensors"], alert_on_run_failure, alert_on_failed_checks],
+    sensors=[
+        new_data_sensor, *forecasts["sensors"], *monitoring["sensors"], *sites["sensors"], alert_on_run_failure, alert_on_failed_checks,
+        mlflow_reaper,
+    ],
     schedules=monitoring["schedules"],
     resources=deployment_resources(),
     executor=dg.in_process_executor,  # one process per run: the steps share heavy imports (seconds each otherwise)

@@ -11,11 +11,14 @@ from typing import Any
 
 import dagster as dg
 import requests
+from mlflow.exceptions import MlflowException
+from pydantic import PrivateAttr
 
 from energy_forecast.config import OperationsConfig, load_operations_config
 from energy_forecast.store import ForecastStore, PlotStore, default_plots_uri, default_store_url
 from energy_forecast.tracking import Tracker
 from pipelines.paths import resolve_config_path
+from pipelines.reaping import DAGSTER_RUN_TAG, reap
 
 logger = logging.getLogger("energy_forecast.alerts")
 
@@ -27,12 +30,32 @@ class MlflowTracking(dg.ConfigurableResource):
 
     Leave ``tracking_uri`` unset to use ``MLFLOW_TRACKING_URI``, and without that a SQLite store
     under ``./.mlflow`` (the ``make demo`` default).
+
+    In a run, every MLflow run its tracker starts is tagged with the Dagster run's id
+    (:data:`pipelines.reaping.DAGSTER_RUN_TAG`), and MLflow runs whose Dagster run is finished are
+    reaped when the run starts (:mod:`pipelines.reaping`).
     """
 
     tracking_uri: str | None = None
+    _owner: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is None:  # a sensor or a schedule: no owner
+            return
+        self._owner = context.dagster_run.run_id
+        if context.instance is None:
+            return
+        log = context.log or logging.getLogger(__name__)
+        try:
+            reaped = reap(Tracker(self.tracking_uri), context.instance)
+        except MlflowException as error:  # training itself reports an unreachable server, with its own error
+            log.warning(f"reaping at run start skipped: MLflow did not answer ({error})")
+            return
+        for orphan in reaped:
+            log.warning(f"reaped MLflow run {orphan.run_id}: {orphan.reason}")
 
     def tracker(self) -> Tracker:
-        return Tracker(self.tracking_uri)
+        return Tracker(self.tracking_uri, run_tags={DAGSTER_RUN_TAG: self._owner} if self._owner else None)
 
 
 class Operations(dg.ConfigurableResource):

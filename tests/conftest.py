@@ -83,3 +83,14 @@ def use_data(monkeypatch: pytest.MonkeyPatch):
 SMALL_SPLIT = {"train_end": "2018-02-12", "validation_end": "2018-02-26", "test_end": "2018-03-12", "validation_windows": 1}
 """Split of the 70-day synthetic series: six weeks train, two validate, two test (one validation
 window: three would leave too little history before the first for the 28-day features)."""
+
+
+@pytest.fixture(scope="session")
+def compose_stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """The Compose stack with the test stand-ins, brought up once per session and shared by the
+    system suite (tests/system) and the fault suite (tests/faults); see tests/system/test_stack.py.
+    ``SYSTEM_TEST_PROJECT`` names its Compose project (default ``efsystest``)."""
+    from tests.system.test_stack import running_stack
+
+    with running_stack(tmp_path_factory, request) as stack:
+        yield stack

@@ -126,11 +126,19 @@ class Promotion:
 
 
 class Tracker:
-    """One MLflow tracking server or local store."""
+    """One MLflow tracking server or local store.
 
-    def __init__(self, tracking_uri: str | None = None) -> None:
+    Args:
+        tracking_uri: see :func:`resolve_tracking_uri`.
+        run_tags: tags added to every run this tracker starts. The orchestrator names the run's
+            owner here (Dagster: ``dagster_run_id``), so that :mod:`energy_forecast.reaper` can
+            tell an orphan, left RUNNING by a process that died, from a run still in progress.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, *, run_tags: dict[str, str] | None = None) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.client = MlflowClient(self.tracking_uri)
+        self.run_tags = dict(run_tags or {})
 
     def experiment_id(self, name: str) -> str:
         existing = self.client.get_experiment_by_name(name)
@@ -149,12 +157,13 @@ class Tracker:
 
     @contextmanager
     def run(self, *, experiment: str, run_name: str, tags: dict[str, str], nested: bool = False) -> Iterator[mlflow.ActiveRun]:
-        """A run that ends FINISHED, or FAILED (KILLED on interrupt) if the body raises.
+        """A run that ends FINISHED, or FAILED (KILLED on interrupt) if the body raises; tagged with
+        ``tags`` and the tracker's ``run_tags``.
 
         ``nested``: a child of the active run (a tuning trial under its study's run)."""
         mlflow.set_tracking_uri(self.tracking_uri)
         experiment_id = self.experiment_id(experiment)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested) as active:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={**self.run_tags, **tags}, nested=nested) as active:
             logger.info("MLflow run %s started in experiment '%s' (%s)", active.info.run_id, experiment, self.tracking_uri)
             yield active
 

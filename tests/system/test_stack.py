@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,8 +58,8 @@ SETUP_SCRIPT = PROJECT_DIR.parent / "shared" / "tools" / "docker-offline-setup.s
 OVERRIDE = PROJECT_DIR / "tests" / "system" / "docker-compose.test.yml"
 STACK_ENV = PROJECT_DIR / "infra" / "scripts" / "stack_env.py"
 WHEELS = PROJECT_DIR / "services" / "trainer" / "wheels"
-PROJECT = "efsystest"
-IMAGE_TAG = "systest"
+PROJECT = os.environ.get("SYSTEM_TEST_PROJECT", "efsystest")
+IMAGE_TAG = "systest" if PROJECT == "efsystest" else PROJECT
 TRAINER_IMAGE = f"energy-forecast/trainer:{IMAGE_TAG}"
 DATA_FILE = "Steel_industry_data.csv"
 TINY_CHRONOS = "chronos-tiny"
@@ -67,6 +68,13 @@ BUILD_TIMEOUT = 1500
 UP_TIMEOUT = 600
 RUN_TIMEOUT = 600
 IDLE_MEMORY_LIMIT = 3 * 1024**3
+FAULT_SETTINGS = {
+    "REAPER_SENSOR_SECONDS": "5",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+"""For the fault suite (tests/faults): the reaper looks every 5 s, and runs give up on an
+unreachable MLflow server after about 7 s of retries instead of about 4 minutes."""
 HOST_MLFLOW_CLIENT = {"MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false", "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false"}
 """Host-side MLflow clients stream artifacts through the server: presigned URLs name http://minio:9000."""
 
@@ -204,8 +212,10 @@ def remove_run_containers() -> None:
         subprocess.run(["docker", "rm", *ids], capture_output=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, request) -> Iterator[Stack]:
+@contextmanager
+def running_stack(tmp_path_factory, request) -> Iterator[Stack]:
+    """The stack, up and healthy, for the whole session (tests/conftest.py's ``compose_stack``:
+    the system and fault suites share it); torn down with its volumes at the end."""
     started = time.monotonic()
     facts = setup_docker()
     wheel_dir = facts.get("TORCH_WHEEL_DIR")
@@ -226,6 +236,7 @@ def stack(tmp_path_factory, request) -> Iterator[Stack]:
         "PYTHON_BASE_IMAGE": base_image,
         "TRAINER_BASE_IMAGE": base_image,
         "STANDIN_BASE_IMAGE": base_image,
+        "STANDIN_TAG_SUFFIX": "" if PROJECT == "efsystest" else f"-{PROJECT}",  # another test's stand-ins stay apart
         "TORCH_VARIANT": "cpu",
         "BUILD_CA_BUNDLE": facts.get("HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
         "DAGSTER_PORT": ports[0],
@@ -238,6 +249,7 @@ def stack(tmp_path_factory, request) -> Iterator[Stack]:
         "HF_HUB_OFFLINE": "1",
         "CHRONOS2_PRETRAINED": f"/data/{TINY_CHRONOS}",
         "MLFLOW_WORKERS": "1",
+        **FAULT_SETTINGS,
     })
     stack = Stack(workdir / "stack.env", env, workdir / "configs", workdir / "data", tiny_chronos)
     stack.report.update({"real_data": real_data, "experiment": experiment, "setup_s": round(time.monotonic() - started, 1)})
@@ -271,6 +283,11 @@ def stack(tmp_path_factory, request) -> Iterator[Stack]:
         capture = request.config.pluginmanager.get_plugin("capturemanager")
         with capture.global_and_fixture_disabled():
             print(f"\nsystem test report ({workdir / 'report.json'}; logs in compose.log):\n{summary}", flush=True)
+
+
+@pytest.fixture(scope="module")
+def stack(compose_stack) -> Stack:
+    return compose_stack
 
 
 def run_config(config: str = "systest_small.yaml") -> dict:

@@ -27,7 +27,7 @@ ENV_EXAMPLE = PROJECT_DIR / ".env.example"
 DAGSTER_YAML = PROJECT_DIR / "infra" / "dagster" / "dagster.yaml"
 DOCKERFILES = sorted([*PROJECT_DIR.glob("services/**/Dockerfile"), *PROJECT_DIR.glob("tests/system/images/**/Dockerfile")])
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}")
-SET_BY_COMPOSE_OR_MAKE = {"COMPOSE_PROJECT_NAME", "GIT_COMMIT", "STANDIN_BASE_IMAGE"}
+SET_BY_COMPOSE_OR_MAKE = {"COMPOSE_PROJECT_NAME", "GIT_COMMIT", "STANDIN_BASE_IMAGE", "STANDIN_TAG_SUFFIX"}
 """Variables that are not settings: the project name (``name:`` / ``-p``), the commit (``make up``),
 the stand-ins' base image (test override only)."""
 
