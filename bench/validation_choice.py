@@ -36,7 +36,7 @@ def _rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(actual) - np.asarray(predicted)) ** 2)))
 
 
-def measure(task: str, threads: int | None = None) -> dict[str, Any]:
+def measure(task: str, threads: int | None = None, families: list[str] | None = None) -> dict[str, Any]:
     from energy_forecast.backtest import attach_actuals, split_series
     from energy_forecast.data import load_series
     from energy_forecast.models import ValidationData, create_model
@@ -47,9 +47,10 @@ def measure(task: str, threads: int | None = None) -> dict[str, Any]:
     if task == "nowcast":
         nowcast = yaml.safe_load((TRAINING / "xgboost_nowcast.yaml").read_text())
         overrides |= {"task": str((TRAINING / nowcast["task"]).resolve()), "features": nowcast["features"]}
-    results: dict[str, Any] = {"task": task, "windows": 3, "models": {}}
+    families = families or FAMILIES
+    results: dict[str, Any] = {"task": task, "windows": 3, "models": {}, "families": families}
     oow, tests = {}, {}
-    for family in FAMILIES:
+    for family in families:
         threading = {"model": {"params": {THREADS[family]: threads}}} if threads else {}
         config = load_config(TRAINING / f"{family}.yaml", overrides | threading)
         series = load_series(config.data)
@@ -82,15 +83,15 @@ def measure(task: str, threads: int | None = None) -> dict[str, Any]:
             **{label: _rmse(f.actual, f.prediction) for label, f in tests[family].items()}, "seconds": time.perf_counter() - started,
         }
         print(family, results["models"][family], file=sys.stderr, flush=True)
-    predictions = np.column_stack([oow[f].prediction for f in FAMILIES])
-    actual = oow[FAMILIES[0]].actual.to_numpy()
-    groups = oow[FAMILIES[0]].window.to_numpy()
+    predictions = np.column_stack([oow[f].prediction for f in families])
+    actual = oow[families[0]].actual.to_numpy()
+    groups = oow[families[0]].window.to_numpy()
     november = groups == groups.max()
     results["ensembles"] = {}
     for variant in ("no_refit", "refit_median"):
-        test = np.column_stack([tests[f][variant].prediction for f in FAMILIES])
-        truth = tests[FAMILIES[0]][variant].actual.to_numpy()
-        row: dict[str, Any] = {"best_member": min(_rmse(truth, test[:, i]) for i in range(len(FAMILIES))), "equal": _rmse(truth, test.mean(axis=1))}
+        test = np.column_stack([tests[f][variant].prediction for f in families])
+        truth = tests[families[0]][variant].actual.to_numpy()
+        row: dict[str, Any] = {"best_member": min(_rmse(truth, test[:, i]) for i in range(len(families))), "equal": _rmse(truth, test.mean(axis=1))}
         for label, rows in (("3_windows", slice(None)), ("november", november)):
             greedy = greedy_selection(predictions[rows], actual[rows], 100)
             shrinkage = choose_shrinkage(predictions[rows], actual[rows], groups[rows])[0] if label == "3_windows" else 0.1
@@ -111,9 +112,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("task", nargs="?", default="day_ahead", choices=["day_ahead", "nowcast"])
     parser.add_argument("--threads", type=int, help="threads per model (default: the YAMLs')")
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, help="the members (default: all three boosters)")
     args = parser.parse_args()
     chosen = args.task
-    measured = measure(chosen, args.threads) | {"threads": args.threads}
-    out = PROJECT_DIR / "bench" / "results" / f"validation_{chosen}.json"
+    measured = measure(chosen, args.threads, args.families) | {"threads": args.threads}
+    suffix = "" if not args.families or args.families == FAMILIES else "_" + "_".join(args.families)
+    out = PROJECT_DIR / "bench" / "results" / f"validation_{chosen}{suffix}.json"
     out.write_text(json.dumps(measured, indent=2) + "\n")
     print(json.dumps(measured, indent=2))
