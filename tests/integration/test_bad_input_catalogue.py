@@ -137,7 +137,7 @@ CASES: dict[str, Case] = {
     "lag not a whole number of steps": config_case({"features": {"origin_lags": ["20min"]}}, r"bad\.yaml: \(top level\): features\.origin_lags: 20min is not a whole number of 15-minute steps"),
     "duration unreadable": config_case({"features": {"rolling_windows": ["a while"]}}, r"bad\.yaml: features\.rolling_windows: 'a while' is neither a number of steps nor a duration"),
     "split offsets against naive data": config_case(
-        {"split": {key: f"{value}T00:00:00+09:00" for key, value in SMALL_SPLIT.items()}},
+        {"split": {key: f"{value}T00:00:00+09:00" if key.endswith("_end") else value for key, value in SMALL_SPLIT.items()}},
         r"bad\.yaml: split\.test_end=2018-03-12 00:00:00\+09:00 carries a UTC offset but the data's stamps are naive",
     ),
     # -- the task and the data YAML
