@@ -321,6 +321,7 @@ def training_run(stack: Stack) -> dict:
     outcome = stack.dagster.follow(run_id, timeout=RUN_TIMEOUT, echo=False)
     stack.report["training_run_s"] = round(time.monotonic() - begun, 1)
     assert outcome.status == "SUCCESS", "\n".join(outcome.errors) or outcome.status
+    stack.report["training_promotion"] = outcome.metadata.get("promotion")
     return {"run_id": run_id, "tags": outcome.tags, "metadata": outcome.metadata}
 
 
@@ -475,7 +476,7 @@ def psql_forecasts(stack: Stack, sql: str) -> list[str]:
     answer = stack.run("exec", "-T", "-e", f"PGPASSWORD={stack.env['FORECASTS_PG_PASSWORD']}", "postgres", "psql", "-v", "ON_ERROR_STOP=1",
                        "-At", f"host=127.0.0.1 dbname={stack.env['FORECASTS_PG_DB']} user={stack.env['FORECASTS_PG_USER']}", "-c", sql, check=False)
     assert answer.returncode == 0, answer.stderr
-    return answer.stdout.split()
+    return [line for line in answer.stdout.splitlines() if line.strip()]
 
 
 def serving_ready(stack: Stack, timeout: float = 120) -> dict:
