@@ -108,9 +108,8 @@ class ChampionWatcher:
         through_server = f"models:/{self.registered_model}/{version}"
         if not self.artifacts_s3:
             return through_server
-        model_version = self.client.get_model_version(self.registered_model, version)
-        model_id = getattr(model_version, "model_id", None)
-        location = self.client.get_logged_model(model_id).artifact_location if model_id else model_version.source
+        # the version's files (a registered version's source is ``models:/m-<id>``; this is its location)
+        location = self.client.get_model_version_download_uri(self.registered_model, version)
         parsed = urlparse(location)
         if parsed.scheme != "mlflow-artifacts":
             logger.info("v%s lives at %s, not under the proxied artifact root: loading it through the tracking server", version, location)
