@@ -389,6 +389,9 @@ def test_runs_get_their_own_database_login_and_only_the_ops_s3_key():
                  "FORECAST_PLOTS_URI", "DAGSTER_IO_BUCKET", "PROMOTION_LOCK_URL", "ALERT_WEBHOOK_URL", "ENERGY_FORECAST_DEPLOYMENT"):
         assert name in launcher["env_vars"], f"runs do not get {name}"
     assert not [key for key in services["dagster-webserver"]["environment"] if key.startswith("AWS_")], "the webserver holds an S3 key"
+    # the code server evaluates the sensors, which read the instance: with the runs' login, not the owner's
+    code_server = services["code-server"]["environment"]
+    assert code_server["DAGSTER_PG_USER"].startswith("${DAGSTER_RUN_PG_USER:?") and code_server["DAGSTER_PG_PASSWORD"].startswith("${DAGSTER_RUN_PG_PASSWORD:?")
     assert "DAGSTER_RUN_PG_PASSWORD" not in services["dagster-webserver"]["environment"]  # only the launching daemon
     example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line and not line.startswith("#"))
     assert example["DAGSTER_RUN_PG_USER"] != example["DAGSTER_PG_USER"]
