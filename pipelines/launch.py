@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,9 @@ class StackClient:
         self.session = requests.Session()
         self.session.auth = auth
         parsed = urlparse(self.url)
+        # gql's client connects its transport per call and refuses a second connection while one is
+        # open: calls from several threads (the system test follows runs in parallel) take turns
+        self._client_lock = threading.Lock()
         self.client = DagsterGraphQLClient(
             parsed.hostname or "127.0.0.1", port_number=parsed.port, use_https=parsed.scheme == "https", timeout=int(timeout),
             auth=HTTPBasicAuth(*auth) if auth else None, path_prefix=parsed.path.rstrip("/"),
@@ -160,16 +164,18 @@ class StackClient:
 
     def launch(self, run_config: dict[str, Any], *, job: str = JOB, tags: dict[str, str] | None = None) -> str:
         try:
-            return self.client.submit_job_execution(
-                job, repository_location_name=LOCATION, repository_name="__repository__", run_config=run_config, tags=tags or {},
-            )
+            with self._client_lock:
+                return self.client.submit_job_execution(
+                    job, repository_location_name=LOCATION, repository_name="__repository__", run_config=run_config, tags=tags or {},
+                )
         except DagsterGraphQLClientError as error:
             raise self._client_error(error, f"{job} was not launched") from None
 
     def status(self, run_id: str) -> str:
         """The run's status (``QUEUED``, ``STARTED``, ``SUCCESS``, ...)."""
         try:
-            return self.client.get_run_status(run_id).value
+            with self._client_lock:
+                return self.client.get_run_status(run_id).value
         except DagsterGraphQLClientError as error:
             raise self._client_error(error, f"run {run_id}") from None
 
