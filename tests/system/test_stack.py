@@ -639,10 +639,14 @@ def test_the_serving_service_follows_a_promotion_within_60_seconds(stack, traini
     require(stack.report["real_data"], "needs the served model of the serving test")
     name = registered_model(stack.report["experiment"])
     current = serving_ready(stack)["version"]
-    versions = stack.mlflow_get("/api/2.0/mlflow/registered-models/get", name=name)["registered_model"]["latest_versions"]
-    search = stack.mlflow_get("/api/2.0/mlflow/model-versions/search", filter=f"name='{name}'")["model_versions"]
-    other = next(v["version"] for v in search + versions if v["version"] != current)
     own = f"http://127.0.0.1:{stack.env['MLFLOW_PORT']}"
+    # a new version of the same files (whatever the tests before made), promoted by hand
+    served = stack.mlflow_get("/api/2.0/mlflow/model-versions/get", name=name, version=current)["model_version"]
+    created = requests.post(f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/model-versions/create", auth=stack.login, timeout=60,
+                            headers={"Origin": own}, json={"name": name, "source": served["source"], "run_id": served.get("run_id", ""),
+                                                                          "model_id": served["source"].rsplit("/", 1)[-1]})
+    assert created.status_code == 200, created.text
+    other = created.json()["model_version"]["version"]
     promoted = requests.post(f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/alias", auth=stack.login, timeout=30,
                              headers={"Origin": own}, json={"name": name, "alias": "champion", "version": other})
     assert promoted.status_code == 200, promoted.text
