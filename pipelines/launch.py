@@ -10,7 +10,9 @@ submitted (the Launchpad's job, run config ``ops.train_model.config.config_path`
 is followed to the end, and the MLflow run link is printed with the host's MLflow URL.
 
 The webserver is reached through the stack's proxy, which requires a login: ``PROXY_USER`` and
-``PROXY_PASSWORD`` from ``.env`` (or the environment, which wins).
+``PROXY_PASSWORD`` from ``.env`` (or the environment, which wins). Launching and polling the status
+go through ``dagster_graphql.DagsterGraphQLClient``; the run's tags and its event log, which that
+client does not offer, through two small GraphQL queries of our own.
 
 Exit status: 0 when the run succeeded, 1 when it failed or the stack is unreachable, 2 on bad input.
 """
@@ -20,13 +22,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from dotenv import dotenv_values
+from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError, TransportServerError
+from requests.auth import HTTPBasicAuth
 
 from energy_forecast.config import ConfigError
 from energy_forecast.training import load_config
@@ -41,18 +47,9 @@ CONTAINER_CONFIGS = "configs"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
-LAUNCH_MUTATION = """
-mutation Launch($executionParams: ExecutionParams!) {
-  launchPipelineExecution(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on PythonError { message }
-    ... on Error { message }
-  }
-}
-"""
-
+# DagsterGraphQLClient covers launching (submit_job_execution) and the status (get_run_status); it
+# has nothing for a run's tags (the container id, the GPU grant) or its event log (the messages
+# `make launch` prints, the MLflow run id in the metadata), so these two queries stay ours.
 RUN_QUERY = """
 query Run($runId: ID!) {
   runOrError(runId: $runId) {
@@ -104,7 +101,8 @@ class RunOutcome:
 
 
 class StackClient:
-    """The few GraphQL calls ``make launch`` and the system test need.
+    """The GraphQL calls ``make launch`` and the system test need: Dagster's own client
+    (``DagsterGraphQLClient``) where it has them, two queries of ours where it does not.
 
     Args:
         dagster_url: the webserver as the host sees it (the stack's proxy).
@@ -113,21 +111,50 @@ class StackClient:
     """
 
     def __init__(self, dagster_url: str, auth: tuple[str, str] | None = None, timeout: float = 30.0) -> None:
+        from urllib.parse import urlparse
+
         self.url = dagster_url.rstrip("/")
         self.timeout = timeout
+        self.auth = auth
         self.session = requests.Session()
         self.session.auth = auth
+        parsed = urlparse(self.url)
+        # gql's client connects its transport per call and refuses a second connection while one is
+        # open: calls from several threads (the system test follows runs in parallel) take turns
+        self._client_lock = threading.Lock()
+        self.client = DagsterGraphQLClient(
+            parsed.hostname or "127.0.0.1", port_number=parsed.port, use_https=parsed.scheme == "https", timeout=int(timeout),
+            auth=HTTPBasicAuth(*auth) if auth else None, path_prefix=parsed.path.rstrip("/"),
+        )
+
+    def _unreachable(self, error: object) -> LaunchError:
+        return LaunchError(f"the Dagster webserver at {self.url} does not answer ({error}); is the stack up (`make up`)?")
+
+    def _refused_login(self) -> LaunchError:
+        return LaunchError(
+            f"{self.url} refused the login: PROXY_USER / PROXY_PASSWORD "
+            f"({'missing' if self.auth is None else 'as given'}) must match the stack's .env"
+        )
+
+    def _client_error(self, error: DagsterGraphQLClientError, what: str) -> LaunchError:
+        """Our message for an error of Dagster's client: the transport error behind it says why."""
+        cause = error.__cause__
+        if isinstance(cause, requests.ConnectionError | TransportConnectionFailed):
+            return self._unreachable(cause.__cause__ or cause)
+        if isinstance(cause, TransportServerError):
+            return self._refused_login() if cause.code == 401 else LaunchError(f"{self.url}/graphql answered HTTP {cause.code}: {cause}")
+        if isinstance(cause, TransportQueryError):
+            return LaunchError(f"GraphQL errors from {self.url}: {cause}")
+        return LaunchError(f"{what}: {' '.join(str(part) for part in error.args if part)}")
 
     def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """One of our own queries (what DagsterGraphQLClient does not cover)."""
         try:
             answer = self.session.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=self.timeout)
         except requests.RequestException as error:
-            raise LaunchError(f"the Dagster webserver at {self.url} does not answer ({error}); is the stack up (`make up`)?") from None
+            raise self._unreachable(error) from None
         if answer.status_code == 401:
-            raise LaunchError(
-                f"{self.url} refused the login: PROXY_USER / PROXY_PASSWORD "
-                f"({'missing' if self.session.auth is None else 'as given'}) must match the stack's .env"
-            )
+            raise self._refused_login()
         if answer.status_code != 200:
             raise LaunchError(f"{self.url}/graphql answered HTTP {answer.status_code}: {answer.text[:500]}")
         body = answer.json()
@@ -136,18 +163,24 @@ class StackClient:
         return body["data"]
 
     def launch(self, run_config: dict[str, Any], *, job: str = JOB, tags: dict[str, str] | None = None) -> str:
-        params = {
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": job},
-            "runConfigData": run_config,
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
-        }
-        result = self._query(LAUNCH_MUTATION, {"executionParams": params})["launchPipelineExecution"]
-        if result["__typename"] == "LaunchRunSuccess":
-            return result["run"]["runId"]
-        details = [e["message"] for e in result.get("errors", [])] or [result.get("message", "")]
-        raise LaunchError(f"{job} was not launched ({result['__typename']}): " + "; ".join(details))
+        try:
+            with self._client_lock:
+                return self.client.submit_job_execution(
+                    job, repository_location_name=LOCATION, repository_name="__repository__", run_config=run_config, tags=tags or {},
+                )
+        except DagsterGraphQLClientError as error:
+            raise self._client_error(error, f"{job} was not launched") from None
+
+    def status(self, run_id: str) -> str:
+        """The run's status (``QUEUED``, ``STARTED``, ``SUCCESS``, ...)."""
+        try:
+            with self._client_lock:
+                return self.client.get_run_status(run_id).value
+        except DagsterGraphQLClientError as error:
+            raise self._client_error(error, f"run {run_id}") from None
 
     def run(self, run_id: str) -> tuple[str, dict[str, str]]:
+        """The run's status and tags (our query: Dagster's client returns no tags)."""
         result = self._query(RUN_QUERY, {"runId": run_id})["runOrError"]
         if result["__typename"] != "Run":
             raise LaunchError(f"run {run_id}: {result.get('message', result['__typename'])}")
@@ -166,7 +199,7 @@ class StackClient:
         outcome = RunOutcome(run_id, "", {})
         last_status = ""
         while True:
-            status, tags = self.run(run_id)
+            status = self.status(run_id)
             if status != last_status and echo:
                 print(f"[{status}]", flush=True)
                 last_status = status
@@ -177,7 +210,7 @@ class StackClient:
                 events, cursor = self.events(run_id, cursor)  # what arrived with the last status
                 for event in events:
                     self._collect(event, outcome, echo)
-                outcome.status, outcome.tags = status, tags
+                outcome.status, outcome.tags = status, self.run(run_id)[1]
                 return outcome
             if time.monotonic() > deadline:
                 raise LaunchError(f"run {run_id} still {status} after {timeout:.0f} s; see {self.url}/runs/{run_id}")

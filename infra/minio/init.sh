@@ -1,13 +1,16 @@
 #!/bin/sh
-# One-shot `minio-init` (image quay.io/minio/mc): the buckets `mlflow` and `dvc`, and one access key
+# One-shot `minio-init` (image quay.io/minio/mc): the buckets `mlflow`, `dvc` and `ops`, and one access key
 # per role, each limited by its own policy (policies/<role>.json, AWS IAM syntax):
 #
 #   role      key (.env)                  may
 #   mlflow    MLFLOW_S3_ACCESS_KEY_ID     read, write and delete in `mlflow` (the tracking server)
 #   dvc       DVC_S3_ACCESS_KEY_ID        read, write and delete in `dvc` (DVC on the host)
-#   serving   SERVING_S3_ACCESS_KEY_ID    read `mlflow` only (a model server)
+#   serving   SERVING_S3_ACCESS_KEY_ID    read `mlflow` only (the `serving` service reads models)
+#   ops       OPS_S3_ACCESS_KEY_ID        read, write and delete in `ops` (code server and runs: the
+#                                         landing/ prefix, forecast plots/, Dagster's IO manager)
 #
-# Runs and the code server hold no key: they reach artifacts through MLflow's proxied artifact API.
+# Runs and the code server hold only the ops key: they reach MLflow artifacts through MLflow's
+# proxied artifact API, never with a key to the `mlflow` bucket.
 # The root credentials stay with MinIO and this script. Idempotent: safe on every `make up`.
 # The test stand-in (tests/system/images/s3) creates the same users from the same policy files.
 #
@@ -18,17 +21,18 @@ set -eu
 : "${MLFLOW_S3_ACCESS_KEY_ID:?}" "${MLFLOW_S3_SECRET_ACCESS_KEY:?}"
 : "${DVC_S3_ACCESS_KEY_ID:?}" "${DVC_S3_SECRET_ACCESS_KEY:?}"
 : "${SERVING_S3_ACCESS_KEY_ID:?}" "${SERVING_S3_SECRET_ACCESS_KEY:?}"
+: "${OPS_S3_ACCESS_KEY_ID:?}" "${OPS_S3_SECRET_ACCESS_KEY:?}"
 endpoint="${MINIO_INTERNAL_URL:-http://minio:9000}"
 
 # One key per role: a key shared by two roles would hold both policies.
-if [ "$MLFLOW_S3_ACCESS_KEY_ID" = "$DVC_S3_ACCESS_KEY_ID" ] || [ "$MLFLOW_S3_ACCESS_KEY_ID" = "$SERVING_S3_ACCESS_KEY_ID" ] \
-   || [ "$DVC_S3_ACCESS_KEY_ID" = "$SERVING_S3_ACCESS_KEY_ID" ]; then
-  echo "minio-init: MLFLOW_S3_ACCESS_KEY_ID, DVC_S3_ACCESS_KEY_ID and SERVING_S3_ACCESS_KEY_ID in .env must differ" >&2
+distinct=$(printf '%s\n' "$MLFLOW_S3_ACCESS_KEY_ID" "$DVC_S3_ACCESS_KEY_ID" "$SERVING_S3_ACCESS_KEY_ID" "$OPS_S3_ACCESS_KEY_ID" | sort -u | wc -l)
+if [ "$distinct" -ne 4 ]; then
+  echo "minio-init: MLFLOW_S3_ACCESS_KEY_ID, DVC_S3_ACCESS_KEY_ID, SERVING_S3_ACCESS_KEY_ID and OPS_S3_ACCESS_KEY_ID in .env must differ" >&2
   exit 1
 fi
 
 mc alias set stack "$endpoint" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null
-for bucket in mlflow dvc; do
+for bucket in mlflow dvc ops; do
   mc mb --ignore-existing "stack/$bucket"
 done
 
@@ -47,3 +51,4 @@ grant() {  # role access-key secret
 grant mlflow "$MLFLOW_S3_ACCESS_KEY_ID" "$MLFLOW_S3_SECRET_ACCESS_KEY"
 grant dvc "$DVC_S3_ACCESS_KEY_ID" "$DVC_S3_SECRET_ACCESS_KEY"
 grant serving "$SERVING_S3_ACCESS_KEY_ID" "$SERVING_S3_SECRET_ACCESS_KEY"
+grant ops "$OPS_S3_ACCESS_KEY_ID" "$OPS_S3_SECRET_ACCESS_KEY"

@@ -20,7 +20,10 @@ Endpoints:
 * ``GET /model``: which model and version answer, loaded when, and its lookback.
 
 Settings (environment): ``MLFLOW_TRACKING_URI``, ``SERVING_MODEL`` (registered model, e.g.
-``steel_industry-day_ahead``), ``SERVING_ALIAS`` (``champion``), ``SERVING_REFRESH_SECONDS``.
+``steel_industry-day_ahead``), ``SERVING_ALIAS`` (``champion``), ``SERVING_REFRESH_SECONDS``, and
+``SERVING_ARTIFACTS_S3``: the MLflow server's ``--artifacts-destination`` (``s3://mlflow`` in the
+Compose stack). With it, a version's files are read straight from the bucket with this process's
+own S3 key (the stack's read-only ``serving`` key) instead of streaming through the tracking server.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' real annotations.
@@ -57,12 +60,16 @@ class Served:
 class ChampionWatcher:
     """Which version holds ``alias``, and that version loaded; refreshed by polling the registry."""
 
-    def __init__(self, registered_model: str, alias: str = "champion", tracking_uri: str | None = None, refresh_seconds: float = 15.0) -> None:
+    def __init__(
+        self, registered_model: str, alias: str = "champion", tracking_uri: str | None = None, refresh_seconds: float = 15.0,
+        artifacts_s3: str | None = None,
+    ) -> None:
         from mlflow.tracking import MlflowClient
 
         from energy_forecast.tracking import resolve_tracking_uri
 
         self.registered_model, self.alias, self.refresh_seconds = registered_model, alias, refresh_seconds
+        self.artifacts_s3 = artifacts_s3.rstrip("/") if artifacts_s3 else None
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.client = MlflowClient(self.tracking_uri)
         self.served: Served | None = None
@@ -92,13 +99,32 @@ class ChampionWatcher:
             return False
         return self._load(version)
 
+    def model_uri(self, version: str) -> str:
+        """Where ``version`` is loaded from: ``models:/NAME/VERSION`` (through the tracking server), or
+        with ``artifacts_s3``, the same files in the bucket behind the server's proxied artifact root
+        (``mlflow-artifacts:/<path>`` is stored at ``<artifacts_s3>/<path>``)."""
+        from urllib.parse import urlparse
+
+        through_server = f"models:/{self.registered_model}/{version}"
+        if not self.artifacts_s3:
+            return through_server
+        # the version's files (a registered version's source is ``models:/m-<id>``; this is its location)
+        location = self.client.get_model_version_download_uri(self.registered_model, version)
+        parsed = urlparse(location)
+        if parsed.scheme != "mlflow-artifacts":
+            logger.info("v%s lives at %s, not under the proxied artifact root: loading it through the tracking server", version, location)
+            return through_server
+        return f"{self.artifacts_s3}/{parsed.path.lstrip('/')}"
+
     def _load(self, version: str) -> bool:
         import mlflow
         from mlflow.exceptions import MlflowException
 
         started = time.perf_counter()
         try:
-            model = mlflow.pyfunc.load_model(f"models:/{self.registered_model}/{version}")
+            uri = self.model_uri(version)
+            logger.info("loading %s v%s from %s", self.registered_model, version, uri)
+            model = mlflow.pyfunc.load_model(uri)
         except (MlflowException, OSError, ValueError, ImportError) as error:
             self.load_error = f"{self.registered_model} v{version} could not be loaded: {error}"
             logger.error("%s; still serving %s", self.load_error, f"v{self.served.version}" if self.served else "nothing")
@@ -217,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "mlflow", "urllib3", "botocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    watcher = ChampionWatcher(args.model, args.alias, refresh_seconds=args.refresh_seconds)
+    watcher = ChampionWatcher(args.model, args.alias, refresh_seconds=args.refresh_seconds, artifacts_s3=os.environ.get("SERVING_ARTIFACTS_S3") or None)
     uvicorn.run(create_app(watcher), host=args.host, port=args.port, log_level="info")
 
 

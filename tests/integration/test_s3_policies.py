@@ -7,7 +7,7 @@ other tests): three requests bootstrap an admin user, everything else is authent
 the policy FILES, one IAM user per role with its access key, as ``minio-init`` does on MinIO.
 
 Each key must work inside its bucket and be refused (AccessDenied) outside it; the serving key may
-only read. So that these tests can fail, the first one shows that enforcement is on: a deliberately
+only read; the ops key (code server and runs: landing, plots, Dagster IO) never reaches `mlflow`. So that these tests can fail, the first one shows that enforcement is on: a deliberately
 over-broad policy is allowed exactly where the real ones are refused, and an unknown key is refused.
 """
 
@@ -32,8 +32,8 @@ from tests.integration.conftest import free_port
 pytestmark = pytest.mark.integration
 
 POLICIES = PROJECT_DIR / "infra" / "minio" / "policies"
-ROLES = ("mlflow", "dvc", "serving")
-BUCKETS = ("mlflow", "dvc")
+ROLES = ("mlflow", "dvc", "serving", "ops")
+BUCKETS = ("mlflow", "dvc", "ops")
 OTHER_BUCKETS = ("models",)
 """A bucket no role names (Chronos weights might live there): refused to every role."""
 BOOTSTRAP_REQUESTS = 3
@@ -141,7 +141,7 @@ def test_enforcement_is_on_an_over_broad_policy_is_allowed_where_the_real_ones_a
     assert refused(enforcing_s3.s3("unknown").list_objects_v2, Bucket="mlflow") == "InvalidAccessKeyId"
 
 
-@pytest.mark.parametrize("role", ["mlflow", "dvc"])
+@pytest.mark.parametrize("role", ["mlflow", "dvc", "ops"])
 def test_a_read_write_key_reads_writes_lists_and_deletes_in_its_own_bucket(enforcing_s3, role):
     s3, bucket = enforcing_s3.s3(role), role
     s3.head_bucket(Bucket=bucket)
@@ -159,7 +159,9 @@ def test_a_read_write_key_reads_writes_lists_and_deletes_in_its_own_bucket(enfor
 
 
 @pytest.mark.parametrize(("role", "bucket"), [
-    ("mlflow", "dvc"), ("mlflow", "models"), ("dvc", "mlflow"), ("dvc", "models"), ("serving", "dvc"), ("serving", "models"),
+    ("mlflow", "dvc"), ("mlflow", "models"), ("mlflow", "ops"), ("dvc", "mlflow"), ("dvc", "models"), ("dvc", "ops"),
+    ("serving", "dvc"), ("serving", "models"), ("serving", "ops"),
+    ("ops", "mlflow"), ("ops", "dvc"), ("ops", "models"),  # the code server's and runs' key: no model files, no DVC data
 ])
 def test_every_key_is_refused_outside_its_bucket(enforcing_s3, role, bucket):
     s3 = enforcing_s3.s3(role)

@@ -254,3 +254,22 @@ def test_the_serving_app_answers_what_the_batch_stored_and_follows_a_promotion(t
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_with_the_artifact_bucket_the_watcher_reads_model_files_straight_from_s3(trained, champion_v1, mlflow_server, s3_endpoint, monkeypatch):
+    """SERVING_ARTIFACTS_S3 (the stack's `serving` service): the version's files are read from the
+    bucket behind the server's proxied artifact root, and the model answers as through the server."""
+    from energy_forecast.serving import ChampionWatcher
+
+    for key, value in {**S3_KEYS, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "MLFLOW_TRACKING_URI": mlflow_server}.items():
+        monkeypatch.setenv(key, value)
+    direct = ChampionWatcher(trained.name, tracking_uri=mlflow_server, artifacts_s3=f"s3://{S3_BUCKET}/artifacts/")
+    uri = direct.model_uri(champion_v1)
+    assert uri.startswith(f"s3://{S3_BUCKET}/artifacts/") and "/models/m-" in uri, uri
+    assert direct.refresh() and direct.current().version == champion_v1
+    through_server = ChampionWatcher(trained.name, tracking_uri=mlflow_server)
+    assert through_server.model_uri(champion_v1) == f"models:/{trained.name}/{champion_v1}"
+    assert through_server.refresh()
+    request = request_frame(trained, pd.Timestamp("2018-03-08"), int(direct.current().lookback_steps))
+    np.testing.assert_allclose(direct.current().model.predict(request)["prediction"].to_numpy(dtype=float),
+                               through_server.current().model.predict(request)["prediction"].to_numpy(dtype=float), rtol=1e-12)

@@ -18,9 +18,15 @@
    and non-JSON mutations on /graphql and unknown Host headers, and lets the UI, its websocket and
    same-origin mutations through; each S3 key is refused outside its bucket (the S3 stand-in
    enforces the policies); the runs' database login cannot change the schema or reach MLflow's.
-7. ``down -v`` (images are kept: they are the cache).
+7. Serving and the operating loop: the ``serving`` service answers over HTTP what the batch
+   ``energy-forecast forecast`` (run in the code server, into the stack's PostgreSQL) stored for the
+   same origin, and follows a promotion within 60 s; two real days replayed into the S3 landing
+   prefix are picked up by the daemon's new-data sensor and forecast rows appear in the
+   ``forecasts`` database; a run made to fail reaches the alert webhook (a receiver container) as JSON.
+8. ``down -v`` (images are kept: they are the cache).
 
-The project name and ports are the test's own, so a user's `make up` stack is left alone.
+The project name and ports are the test's own, so a user's `make up` stack is left alone; set
+``SYSTEM_TEST_PROJECT`` to run two of these side by side (its images are tagged with it too).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from pathlib import Path
 import boto3
 import botocore.exceptions
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 import yaml
@@ -75,6 +82,9 @@ FAULT_SETTINGS = {
 }
 """For the fault suite (tests/faults): the reaper looks every 5 s, and runs give up on an
 unreachable MLflow server after about 7 s of retries instead of about 4 minutes."""
+ALERT_URL = "http://alert-receiver:8099/alerts"
+"""The receiver container of the test override (tests/system/images/receiver)."""
+LOOP_TIMEOUT = 600
 HOST_MLFLOW_CLIENT = {"MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false", "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false"}
 """Host-side MLflow clients stream artifacts through the server: presigned URLs name http://minio:9000."""
 
@@ -117,7 +127,7 @@ class Stack:
         return answer.json()
 
     def s3(self, role: str):
-        """A client with one role's key (mlflow, dvc, serving), from the host."""
+        """A client with one role's key (mlflow, dvc, serving, ops), from the host."""
         prefix = role.upper()
         return boto3.client(
             "s3", endpoint_url=self.url("MINIO_API_PORT"), region_name="us-east-1",
@@ -176,7 +186,9 @@ def write_tiny_chronos(data_dir: Path) -> bool:
 
 
 def write_configs(directory: Path, real_data: bool) -> str:
-    """configs/ plus small XGBoost and Chronos-2 configs; returns the experiment name."""
+    """configs/ plus small XGBoost and Chronos-2 configs, and the operations YAML pointed at their
+    registered model (retraining thresholds out of reach: no retrain in the middle of the test);
+    returns the experiment name."""
     shutil.copytree(PROJECT_DIR / "configs", directory)
     experiment = f"systest-{uuid.uuid4().hex[:8]}"
     tracking = {"experiment": experiment, "registered_model": f"{experiment}-{{task}}"}
@@ -190,7 +202,16 @@ def write_configs(directory: Path, real_data: bool) -> str:
         if not real_data:
             body["split"] = SMALL_SPLIT
         (directory / "training" / name).write_text(yaml.safe_dump(body, sort_keys=False))
+    operations = yaml.safe_load((directory / "operations.yaml").read_text())
+    operations["registered_model"] = registered_model(experiment)
+    operations["retraining"].update({"accuracy_factor": 1000.0, "drift_psi": 1000.0})
+    (directory / "operations.yaml").write_text(yaml.safe_dump(operations, sort_keys=False))
     return experiment
+
+
+def registered_model(experiment: str) -> str:
+    """The test configs' registered model (tracking.registered_model ``{experiment}-{task}``)."""
+    return f"{experiment}-day_ahead"
 
 
 def write_env(path: Path, overrides: dict[str, str]) -> dict[str, str]:
@@ -228,7 +249,7 @@ def running_stack(tmp_path_factory, request) -> Iterator[Stack]:
     real_data = write_data(workdir / "data")
     tiny_chronos = write_tiny_chronos(workdir / "data")
     experiment = write_configs(workdir / "configs", real_data)
-    ports = free_ports(4)
+    ports = free_ports(5)
     base_image = facts.get("BASE_IMAGE", "local/python:3.11-bookworm")
     env = write_env(workdir / "stack.env", {
         "COMPOSE_PROJECT_NAME": PROJECT,
@@ -243,6 +264,10 @@ def running_stack(tmp_path_factory, request) -> Iterator[Stack]:
         "MLFLOW_PORT": ports[1],
         "MINIO_API_PORT": ports[2],
         "MINIO_CONSOLE_PORT": ports[3],
+        "SERVING_PORT": ports[4],
+        "SERVING_MODEL": registered_model(experiment),
+        "SERVING_REFRESH_SECONDS": "5",
+        "ALERT_WEBHOOK_URL": ALERT_URL,
         "CONFIGS_DIR": str(workdir / "configs"),
         "DATA_DIR": str(workdir / "data"),
         "DATA_FILE": DATA_FILE,
@@ -312,6 +337,7 @@ def training_run(stack: Stack) -> dict:
     outcome = stack.dagster.follow(run_id, timeout=RUN_TIMEOUT, echo=False)
     stack.report["training_run_s"] = round(time.monotonic() - begun, 1)
     assert outcome.status == "SUCCESS", "\n".join(outcome.errors) or outcome.status
+    stack.report["training_promotion"] = outcome.metadata.get("promotion")
     return {"run_id": run_id, "tags": outcome.tags, "metadata": outcome.metadata}
 
 
@@ -321,7 +347,8 @@ def training_run(stack: Stack) -> dict:
 def test_every_service_is_healthy_and_minio_init_completed(stack):
     states = [json.loads(line) for line in stack.run("ps", "--all", "--format", "json").stdout.splitlines() if line.strip()]
     by_service = {state["Service"]: state for state in states}
-    assert set(by_service) == {"postgres", "minio", "minio-init", "mlflow", "code-server", "dagster-webserver", "dagster-daemon", "proxy"}
+    assert set(by_service) == {"postgres", "minio", "minio-init", "mlflow", "code-server", "serving", "dagster-webserver", "dagster-daemon",
+                               "proxy", "alert-receiver"}
     for name, state in by_service.items():
         if name == "minio-init":
             assert state["State"] == "exited" and state["ExitCode"] == 0, state
@@ -330,12 +357,13 @@ def test_every_service_is_healthy_and_minio_init_completed(stack):
 
 
 def test_the_databases_have_their_own_owners(stack):
-    query = "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname IN ('dagster', 'mlflow') ORDER BY 1"
+    query = "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname IN ('dagster', 'mlflow', 'forecasts') ORDER BY 1"
     answer = stack.run("exec", "-T", "postgres", "psql", "-U", stack.env["POSTGRES_USER"], "-d", "postgres", "-At", "-c", query)
-    assert answer.stdout.split() == [f"dagster|{stack.env['DAGSTER_PG_USER']}", f"mlflow|{stack.env['MLFLOW_PG_USER']}"]
+    assert answer.stdout.split() == [f"dagster|{stack.env['DAGSTER_PG_USER']}", f"forecasts|{stack.env['FORECASTS_PG_USER']}",
+                                     f"mlflow|{stack.env['MLFLOW_PG_USER']}"]
 
 
-def test_only_the_proxy_and_s3_publish_ports_and_every_service_is_hardened(stack):
+def test_only_the_proxy_serving_and_s3_publish_ports_and_every_service_is_hardened(stack):
     published = {}
     for container in stack.run("ps", "-q").stdout.split():
         inspected = json.loads(subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True).stdout)[0]
@@ -347,7 +375,8 @@ def test_only_the_proxy_and_s3_publish_ports_and_every_service_is_hardened(stack
         assert host["Memory"] > 0, f"{service} has no memory limit"
         assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}, service
     assert published["proxy"] == sorted(f"127.0.0.1:{stack.env[port]}" for port in ("DAGSTER_PORT", "MLFLOW_PORT"))
-    assert {service for service, ports in published.items() if ports} == {"proxy", "minio"}
+    assert published["serving"] == [f"127.0.0.1:{stack.env['SERVING_PORT']}"]
+    assert {service for service, ports in published.items() if ports} == {"proxy", "minio", "serving"}
 
 
 # -- a training run ------------------------------------------------------------------------------
@@ -383,9 +412,14 @@ def test_the_run_had_only_the_credentials_it_needs(stack, training_run):
     assert env["DAGSTER_PG_USER"] == stack.env["DAGSTER_RUN_PG_USER"] != stack.env["DAGSTER_PG_USER"]
     assert env["DAGSTER_PG_PASSWORD"] == stack.env["DAGSTER_RUN_PG_PASSWORD"]
     secrets = {stack.env[name] for name in stack.env if name.endswith(("_PASSWORD", "_SECRET_ACCESS_KEY", "_ACCESS_KEY_ID"))}
-    leaked = sorted(name for name, value in env.items() if value in secrets - {stack.env["DAGSTER_RUN_PG_PASSWORD"]})
+    own = {stack.env["DAGSTER_RUN_PG_PASSWORD"], stack.env["OPS_S3_ACCESS_KEY_ID"], stack.env["OPS_S3_SECRET_ACCESS_KEY"]}
+    leaked = sorted(name for name, value in env.items() if value in secrets - own)
     assert not leaked, f"the run container holds other services' secrets: {leaked}"
-    assert not [name for name in env if name.startswith("AWS_") and name.endswith(("KEY_ID", "ACCESS_KEY"))]
+    # its one S3 key is the ops key (bucket `ops`); its forecasts login is the forecasts database's
+    assert env["AWS_ACCESS_KEY_ID"] == stack.env["OPS_S3_ACCESS_KEY_ID"]
+    assert env["FORECAST_STORE_URL"].endswith(f"@postgres:5432/{stack.env['FORECASTS_PG_DB']}")
+    assert f"//{stack.env['DAGSTER_RUN_PG_USER']}:" in env["PROMOTION_LOCK_URL"]  # the lock with the runs' own login
+    assert env["LANDING_URI"] == "s3://ops/landing" and env["ALERT_WEBHOOK_URL"] == ALERT_URL
 
 
 def test_the_runs_database_login_changes_rows_only(stack, training_run):
@@ -448,6 +482,123 @@ def test_the_model_artifacts_are_in_the_bucket(stack, training_run):
     assert any(key.endswith("/MLmodel") for key in model_files) and any(key.endswith("/model.ubj") for key in model_files)
 
 
+# -- serving and the operating loop ----------------------------------------------------------------
+
+SERVED_ORIGIN = "2018-12-01 00:00"
+
+
+def psql_forecasts(stack: Stack, sql: str) -> list[str]:
+    """Rows of a query on the `forecasts` database, as its owner (the login the runs write with)."""
+    answer = stack.run("exec", "-T", "-e", f"PGPASSWORD={stack.env['FORECASTS_PG_PASSWORD']}", "postgres", "psql", "-v", "ON_ERROR_STOP=1",
+                       "-At", f"host=127.0.0.1 dbname={stack.env['FORECASTS_PG_DB']} user={stack.env['FORECASTS_PG_USER']}", "-c", sql, check=False)
+    assert answer.returncode == 0, answer.stderr
+    return [line for line in answer.stdout.splitlines() if line.strip()]
+
+
+def serving_ready(stack: Stack, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = requests.get(f"{stack.url('SERVING_PORT')}/ready", timeout=10)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+        time.sleep(1)
+
+
+def contract_request(stack: Stack, origin: pd.Timestamp, lookback: int, monkeypatch) -> pd.DataFrame:
+    """The contract's input for one origin, built on the host from the same CSV the stack reads."""
+    from energy_forecast.contract import build_input
+    from energy_forecast.data.loading import load_series
+    from energy_forecast.training import load_config
+
+    monkeypatch.setenv("DATA_PATH", str(stack.data_dir / DATA_FILE))
+    config = load_config(stack.configs_dir / "training" / "systest_small.yaml")
+    frame = load_series(config.data).frame
+    return build_input(frame, pd.DatetimeIndex([origin]), config.problem, lookback).drop(columns=["origin"])
+
+
+def test_the_serving_service_answers_what_the_batch_forecast_stored(stack, training_run, monkeypatch):
+    require(stack.report["real_data"], "the real CSV is not here: its December days are what is served and replayed")
+    served_model = serving_ready(stack)
+    name, origin = registered_model(stack.report["experiment"]), pd.Timestamp(SERVED_ORIGIN)
+    assert served_model["registered_model"] == name and served_model["lookback_steps"] > 0
+    request = contract_request(stack, origin, int(served_model["lookback_steps"]), monkeypatch)
+    payload = {"dataframe_split": json.loads(request.to_json(orient="split", date_format="iso", index=False, double_precision=15))}
+
+    begun = time.monotonic()
+    answer = requests.post(f"{stack.url('SERVING_PORT')}/invocations", json=payload, timeout=120)
+    stack.report["serving_request_s"] = round(time.monotonic() - begun, 2)
+    assert answer.status_code == 200, answer.text[:2000]
+    version = answer.headers["X-Model-Version"]
+    served = pd.DataFrame(answer.json()["predictions"])
+
+    # the batch path: `energy-forecast forecast` in the code server, into the stack's PostgreSQL
+    batch = stack.run("exec", "-T", "code-server", "energy-forecast", "forecast", "--model", name, "--origin", SERVED_ORIGIN, timeout=300, check=False)
+    assert batch.returncode == 0, batch.stdout[-2000:] + batch.stderr[-3000:]
+    rows = psql_forecasts(stack, f"SELECT step, prediction, quantiles FROM forecasts WHERE registered_model = '{name}' "
+                                 f"AND model_version = '{version}' AND origin = '{origin}' ORDER BY step")
+    stored = pd.DataFrame([row.split("|", 2) for row in rows], columns=["step", "prediction", "quantiles"])
+    assert len(stored) == len(served) > 0
+    np.testing.assert_allclose(served["prediction"].to_numpy(dtype=float), stored["prediction"].to_numpy(dtype=float), rtol=1e-9)
+    low = [json.loads(q)["0.1"] for q in stored["quantiles"]]
+    np.testing.assert_allclose(served["q0.1"].to_numpy(dtype=float), np.asarray(low, dtype=float), rtol=1e-9)
+    # it read the model's files from the bucket with the read-only serving key, not through MLflow
+    logs = stack.run("logs", "--no-color", "serving").stdout
+    assert re.search(rf"loading {re.escape(name)} v{version} from s3://mlflow/", logs), logs[-3000:]
+
+
+def alerts_received(stack: Stack) -> list[dict]:
+    logs = stack.run("logs", "--no-color", "--no-log-prefix", "alert-receiver").stdout
+    return [json.loads(line.split("ALERT ", 1)[1]) for line in logs.splitlines() if line.startswith("ALERT ")]
+
+
+def test_two_replayed_days_in_the_s3_landing_prefix_become_forecast_rows_in_postgresql(stack, training_run):
+    require(stack.report["real_data"], "the real CSV is not here: its December days are what is replayed")
+    name = registered_model(stack.report["experiment"])
+    begun = time.monotonic()
+    # the live series starts with the rows before December (the stack's live-data volume), and two
+    # day files go to s3://ops/landing/; the daemon's sensors do the rest
+    replay = stack.run("exec", "-T", "code-server", "energy-forecast", "replay", "--from", "2018-12-01", "--days", "2", "--every", "0",
+                       "--deliver-only", timeout=300, check=False)
+    assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-3000:]
+    expected = ["2018-12-02", "2018-12-03"]  # the day after each delivered day, forecast at its origin
+    deadline, origins = time.monotonic() + LOOP_TIMEOUT, []
+    while time.monotonic() < deadline:
+        origins = psql_forecasts(stack, f"SELECT to_char(origin, 'YYYY-MM-DD') || ':' || count(*) FROM forecasts "
+                                        f"WHERE registered_model = '{name}' AND origin >= '2018-12-02' GROUP BY origin ORDER BY origin")
+        if [origin.split(":")[0] for origin in origins] == expected:
+            break
+        time.sleep(5)
+    stack.report["replay_to_rows_s"] = round(time.monotonic() - begun, 1)
+    assert [origin.split(":")[0] for origin in origins] == expected, origins
+    assert all(int(origin.split(":")[1]) == 96 for origin in origins), origins  # a day of quarter-hours each
+    ops = stack.s3("ops")
+    processed = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="landing/processed/").get("Contents", [])]
+    assert len(processed) == 2, processed
+    plots = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="plots/").get("Contents", [])]
+    assert any("2018-12-03" in key or "20181203" in key for key in plots), plots
+    io = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="dagster-io/").get("Contents", [])]
+    assert any("daily_forecast" in key for key in io), io  # asset outputs through the S3 IO manager
+
+
+def test_a_failed_run_reaches_the_alert_webhook_as_json(stack, training_run):
+    run_id = stack.dagster.launch(run_config("no_such_config.yaml"), tags={"systest": "made-to-fail"})
+    assert stack.dagster.follow(run_id, timeout=RUN_TIMEOUT, echo=False).status == "FAILURE"
+    begun, deadline = time.monotonic(), time.monotonic() + 120
+    while time.monotonic() < deadline:
+        failures = [alert for alert in alerts_received(stack) if alert["body"].get("kind") == "run_failure"
+                    and alert["body"].get("details", {}).get("run_id") == run_id]
+        if failures:
+            break
+        time.sleep(2)
+    stack.report["alert_after_failure_s"] = round(time.monotonic() - begun, 1)
+    assert failures, alerts_received(stack)
+    alert = failures[0]
+    assert alert["content_type"] == "application/json" and alert["path"] == "/alerts"
+    assert alert["body"]["source"] == "energy-forecast" and "complete_training_job" in alert["body"]["summary"]
+    assert alert["body"]["details"]["tags"]["systest"] == "made-to-fail"
+
+
 # -- robustness ----------------------------------------------------------------------------------
 
 
@@ -500,6 +651,31 @@ def test_gpu_jobs_start_on_a_cpu_only_host_one_at_a_time(stack, training_run):
         assert tags["model_type"] == "chronos2" and tags["device"] == "cpu" and tags["gpu_used"] == "false"
 
 
+def test_the_serving_service_follows_a_promotion_within_60_seconds(stack, training_run):
+    require(stack.report["real_data"], "needs the served model of the serving test")
+    name = registered_model(stack.report["experiment"])
+    current = serving_ready(stack)["version"]
+    own = f"http://127.0.0.1:{stack.env['MLFLOW_PORT']}"
+    # a new version of the same files (whatever the tests before made), promoted by hand
+    served = stack.mlflow_get("/api/2.0/mlflow/model-versions/get", name=name, version=current)["model_version"]
+    created = requests.post(f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/model-versions/create", auth=stack.login, timeout=60,
+                            headers={"Origin": own}, json={"name": name, "source": served["source"], "run_id": served.get("run_id", ""),
+                                                                          "model_id": served["source"].rsplit("/", 1)[-1]})
+    assert created.status_code == 200, created.text
+    other = created.json()["model_version"]["version"]
+    promoted = requests.post(f"{stack.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/alias", auth=stack.login, timeout=30,
+                             headers={"Origin": own}, json={"name": name, "alias": "champion", "version": other})
+    assert promoted.status_code == 200, promoted.text
+    begun = time.monotonic()
+    while time.monotonic() - begun < 60:
+        if requests.get(f"{stack.url('SERVING_PORT')}/model", timeout=10).json().get("version") == other:
+            break
+        time.sleep(1)
+    took = time.monotonic() - begun
+    stack.report["promotion_served_after_s"] = round(took, 1)
+    assert requests.get(f"{stack.url('SERVING_PORT')}/model", timeout=10).json().get("version") == other, f"still v{current} after {took:.0f} s"
+
+
 def test_dvc_reaches_the_remote_from_the_host_with_its_own_key(stack, tmp_path):
     dvc = Path(sys.executable).parent / "dvc"
     require(dvc.is_file(), "dvc is not installed in this environment (make venv-dev)")
@@ -521,17 +697,18 @@ def test_dvc_reaches_the_remote_from_the_host_with_its_own_key(stack, tmp_path):
     assert file_sha256(repo / "data" / DATA_FILE) == file_sha256(stack.data_dir / DATA_FILE)
 
 
-def test_the_code_server_holds_no_s3_key(stack):
+def test_the_code_servers_s3_key_reaches_the_ops_bucket_only(stack):
     script = (
-        "import os, boto3, botocore.exceptions\n"
-        "assert not [k for k in os.environ if k.startswith('AWS_') and k.endswith(('KEY_ID', 'ACCESS_KEY'))], os.environ\n"
+        "import boto3, botocore.exceptions\n"
+        "s3 = boto3.client('s3')\n"  # the environment's endpoint and key, as the sensors use them
+        "s3.list_objects_v2(Bucket='ops', MaxKeys=1)\n"
         "try:\n"
-        "    boto3.client('s3', endpoint_url='http://minio:9000', region_name='us-east-1').list_objects_v2(Bucket='mlflow')\n"
-        "except botocore.exceptions.NoCredentialsError:\n"
-        "    print('no credentials')\n"
+        "    s3.list_objects_v2(Bucket='mlflow', MaxKeys=1)\n"
+        "except botocore.exceptions.ClientError as error:\n"
+        "    print(error.response['Error']['Code'])\n"
     )
     answer = stack.run("exec", "-T", "code-server", "python", "-c", script, timeout=120)
-    assert answer.stdout.strip() == "no credentials"
+    assert answer.stdout.strip() == "AccessDenied"
 
 
 # -- access: the proxy ---------------------------------------------------------------------------
@@ -660,7 +837,8 @@ def denied(call, **kwargs) -> bool:
 
 
 def test_each_s3_key_is_refused_outside_its_bucket(stack, training_run):
-    for role, own, other in (("mlflow", "mlflow", "dvc"), ("dvc", "dvc", "mlflow"), ("serving", "mlflow", "dvc")):
+    for role, own, other in (("mlflow", "mlflow", "dvc"), ("dvc", "dvc", "mlflow"), ("serving", "mlflow", "dvc"), ("ops", "ops", "mlflow"),
+                             ("mlflow", "mlflow", "ops"), ("serving", "mlflow", "ops")):
         s3 = stack.s3(role)
         s3.list_objects_v2(Bucket=own, MaxKeys=1)
         assert denied(s3.list_objects_v2, Bucket=other, MaxKeys=1), f"{role} may list {other}"

@@ -29,7 +29,7 @@ DOCKERFILES = sorted([*PROJECT_DIR.glob("services/**/Dockerfile"), *PROJECT_DIR.
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}")
 SET_BY_COMPOSE_OR_MAKE = {"COMPOSE_PROJECT_NAME", "GIT_COMMIT", "STANDIN_BASE_IMAGE", "STANDIN_TAG_SUFFIX"}
 """Variables that are not settings: the project name (``name:`` / ``-p``), the commit (``make up``),
-the stand-ins' base image (test override only)."""
+the stand-ins' base image and tag suffix (test override only)."""
 
 
 def tool(name: str) -> str:
@@ -108,6 +108,10 @@ def test_when_the_compose_file_is_checked_against_the_compose_spec_then_it_is_va
     assert answer.returncode == 0, answer.stdout + answer.stderr
 
 
+TEST_ONLY_SERVICES = {"alert-receiver"}
+"""Services only the system test adds: the alert webhook's receiver."""
+
+
 @pytest.mark.parametrize("path", [COMPOSE_FILE, TEST_OVERRIDE], ids=lambda p: p.name)
 def test_every_network_volume_secret_and_dependency_referenced_is_defined(path):
     main, spec = compose(), compose(path)
@@ -117,7 +121,7 @@ def test_every_network_volume_secret_and_dependency_referenced_is_defined(path):
     secrets = set((main.get("secrets") or {}).keys())
     problems = []
     for name, service in spec["services"].items():
-        if name not in services:
+        if name not in services and name not in TEST_ONLY_SERVICES:
             problems.append(f"{path.name}: service {name} is not a service of docker-compose.yml")
             continue
         problems += [f"{name}: network {n} undefined" for n in service_networks(service) if n not in networks]
@@ -213,9 +217,11 @@ DIGEST = re.compile(r"^[\w./-]+@sha256:[0-9a-f]{64}$")
 def test_pulled_images_are_pinned_by_digest_with_their_tag_in_a_comment_and_built_ones_by_tag():
     text = COMPOSE_FILE.read_text()
     example = ENV_EXAMPLE.read_text()
-    for name, service in compose()["services"].items():
+    services = compose()["services"]
+    built = {service["image"] for service in services.values() if "build" in service}
+    for name, service in services.items():
         image = with_defaults(service["image"])
-        if "build" in service:
+        if "build" in service or service["image"] in built:  # built here (serving runs the trainer image)
             assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{name}: {service['image']}"
             continue
         assert DIGEST.match(image), f"{name}: {image} is not pinned by digest"
@@ -306,8 +312,8 @@ def test_the_dagster_instance_config_is_valid_and_its_launcher_and_coordinator_l
     from dagster._core.instance.config import dagster_instance_config
     from dagster._serdes.config_class import ConfigurableClassData
 
-    shutil.copy(DAGSTER_YAML, tmp_path / "dagster.yaml")
-    config, _ = dagster_instance_config(str(tmp_path))
+    rendered = render_instance(tmp_path, "3")
+    config, _ = dagster_instance_config(str(rendered.parent))
     storage = config["storage"]["postgres"]["postgres_db"]
     assert storage["scheme"] == "postgresql+psycopg2"
 
@@ -315,16 +321,40 @@ def test_the_dagster_instance_config_is_valid_and_its_launcher_and_coordinator_l
     assert type(launcher).__name__ == "GpuAwareDockerRunLauncher"
     assert launcher.networks == ["energy-forecast_backend"] and launcher.gpu_mode == "auto"
 
-    coordinator = ConfigurableClassData(config["run_coordinator"]["module"], config["run_coordinator"]["class"], yaml.safe_dump(config["run_coordinator"]["config"])).rehydrate(object)
-    assert type(coordinator).__name__ == "QueuedRunCoordinator"
+    # no private module path: Dagster's default coordinator (the queued one) with the instance's
+    # public `concurrency:` block, the run queue's limit written in from the environment
+    assert "run_coordinator" not in config
+    from dagster._core.instance.ref import InstanceRef
+
+    assert InstanceRef.from_dir(str(rendered.parent)).run_coordinator_data.class_name == "QueuedRunCoordinator"
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] == 3
+    assert config["run_queue"]["dequeue_interval_seconds"] == 2
     assert config["run_monitoring"]["enabled"] is True
+
+
+def render_instance(directory: Path, max_runs: str) -> Path:
+    """The dagster.yaml the dagster image's entrypoint writes (services/dagster/entrypoint.sh)."""
+    template = directory / "template.yaml"
+    shutil.copy(DAGSTER_YAML, template)
+    script = (PROJECT_DIR / "services" / "dagster" / "entrypoint.sh").read_text()
+    script = script.replace("/opt/dagster/dagster.yaml.template", str(template))
+    (directory / "entrypoint.sh").write_text(script)
+    (directory / "home").mkdir()
+    answer = subprocess.run(["sh", str(directory / "entrypoint.sh"), "true"], capture_output=True, text=True, check=False,
+                            env={"PATH": os.environ["PATH"], "DAGSTER_HOME": str(directory / "home"), "DAGSTER_MAX_CONCURRENT_RUNS": max_runs})
+    assert answer.returncode == 0, answer.stderr
+    return directory / "home" / "dagster.yaml"
+
+
+def test_the_dagster_entrypoint_refuses_a_run_limit_that_is_not_a_number(tmp_path):
+    with pytest.raises(AssertionError, match="must be a whole number"):
+        render_instance(tmp_path, "two")
 
 
 def test_at_most_one_gpu_run_at_a_time_under_the_jobs_gpu_tag():
     from pipelines.jobs import GPU_TAG
 
-    coordinator = yaml.safe_load(DAGSTER_YAML.read_text())["run_coordinator"]["config"]
-    limits = coordinator["tag_concurrency_limits"]
+    limits = yaml.safe_load(DAGSTER_YAML.read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {"key": GPU_TAG, "value": "true", "limit": 1} in limits
     launcher = yaml.safe_load(DAGSTER_YAML.read_text())["run_launcher"]["config"]
     assert launcher["gpu_tag"] == GPU_TAG
@@ -340,21 +370,35 @@ def test_runs_get_what_the_instance_and_training_need(instance_env):
         assert name in daemon_env, f"{name} is forwarded to runs but the daemon does not have it"
 
 
-def test_runs_get_their_own_database_login_and_no_s3_key():
+def test_runs_get_their_own_database_login_and_only_the_ops_s3_key():
     launcher = yaml.safe_load(DAGSTER_YAML.read_text())["run_launcher"]["config"]
     assert launcher["run_env_from"] == {"DAGSTER_PG_USER": "DAGSTER_RUN_PG_USER", "DAGSTER_PG_PASSWORD": "DAGSTER_RUN_PG_PASSWORD"}
     assert not {"DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD"} & set(launcher["env_vars"])  # never the owner's
-    assert not [name for name in launcher["env_vars"] if name.startswith("AWS_")]
     services = compose()["services"]
-    for name in ("code-server", "dagster-daemon", "dagster-webserver"):
-        assert not [key for key in services[name]["environment"] if key.startswith("AWS_")], f"{name} holds an S3 key"
+    for name in ("code-server", "dagster-daemon"):  # the code server evaluates the sensors; the daemon hands it to runs
+        environment = services[name]["environment"]
+        assert environment["AWS_ACCESS_KEY_ID"] == "${OPS_S3_ACCESS_KEY_ID:?set OPS_S3_ACCESS_KEY_ID in .env}", name
+        assert environment["AWS_SECRET_ACCESS_KEY"] == "${OPS_S3_SECRET_ACCESS_KEY:?set OPS_S3_SECRET_ACCESS_KEY in .env}", name
+        assert environment["LANDING_URI"].startswith("s3://ops/") and environment["FORECAST_PLOTS_URI"].startswith("s3://ops/")
+        assert environment["DAGSTER_IO_BUCKET"] == "ops" and environment["ENERGY_FORECAST_DEPLOYMENT"] == "stack"
+        assert environment["FORECAST_STORE_URL"].startswith("postgresql+psycopg2://${FORECASTS_PG_USER}:")
+        # the promotion lock with the runs' own login (an advisory lock needs CONNECT only)
+        assert environment["PROMOTION_LOCK_URL"] == "postgresql+psycopg2://${DAGSTER_RUN_PG_USER}:${DAGSTER_RUN_PG_PASSWORD}@postgres:5432/${DAGSTER_PG_DB}"
+        assert environment["ALERT_WEBHOOK_URL"] == "${ALERT_WEBHOOK_URL:-}"
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "LANDING_URI", "LIVE_SERIES_PATH", "FORECAST_STORE_URL",
+                 "FORECAST_PLOTS_URI", "DAGSTER_IO_BUCKET", "PROMOTION_LOCK_URL", "ALERT_WEBHOOK_URL", "ENERGY_FORECAST_DEPLOYMENT"):
+        assert name in launcher["env_vars"], f"runs do not get {name}"
+    assert not [key for key in services["dagster-webserver"]["environment"] if key.startswith("AWS_")], "the webserver holds an S3 key"
+    # the code server evaluates the sensors, which read the instance: with the runs' login, not the owner's
+    code_server = services["code-server"]["environment"]
+    assert code_server["DAGSTER_PG_USER"].startswith("${DAGSTER_RUN_PG_USER:?") and code_server["DAGSTER_PG_PASSWORD"].startswith("${DAGSTER_RUN_PG_PASSWORD:?")
     assert "DAGSTER_RUN_PG_PASSWORD" not in services["dagster-webserver"]["environment"]  # only the launching daemon
     example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line and not line.startswith("#"))
     assert example["DAGSTER_RUN_PG_USER"] != example["DAGSTER_PG_USER"]
 
 
 POLICIES = PROJECT_DIR / "infra" / "minio" / "policies"
-ROLE_KEYS = {"mlflow": "MLFLOW_S3_ACCESS_KEY_ID", "dvc": "DVC_S3_ACCESS_KEY_ID", "serving": "SERVING_S3_ACCESS_KEY_ID"}
+ROLE_KEYS = {"mlflow": "MLFLOW_S3_ACCESS_KEY_ID", "dvc": "DVC_S3_ACCESS_KEY_ID", "serving": "SERVING_S3_ACCESS_KEY_ID", "ops": "OPS_S3_ACCESS_KEY_ID"}
 
 
 def test_one_s3_key_per_role_each_with_its_own_policy_file():
@@ -371,6 +415,7 @@ def test_one_s3_key_per_role_each_with_its_own_policy_file():
     serving_actions = {action for statement in json.loads((POLICIES / "serving.json").read_text())["Statement"] for action in statement["Action"]}
     assert not [action for action in serving_actions if action.startswith(("s3:Put", "s3:Delete", "s3:Abort"))]
     assert services["mlflow"]["environment"]["AWS_ACCESS_KEY_ID"] == "${MLFLOW_S3_ACCESS_KEY_ID:?set MLFLOW_S3_ACCESS_KEY_ID in .env}"
+    assert services["serving"]["environment"]["AWS_ACCESS_KEY_ID"] == "${SERVING_S3_ACCESS_KEY_ID:?set SERVING_S3_ACCESS_KEY_ID in .env}"
     stand_in = compose(TEST_OVERRIDE)["services"]["minio"]
     assert "./infra/minio:/init:ro" in stand_in["volumes"]  # the stand-in reads the same policy files
 
@@ -394,3 +439,27 @@ def test_compose_refuses_to_start_without_the_secrets(tmp_path):
     answer = subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "--env-file", str(empty), "config", "--quiet"],
                             capture_output=True, text=True, cwd=PROJECT_DIR, env={"PATH": os.environ["PATH"]}, check=False)
     assert answer.returncode != 0 and "in .env" in answer.stderr
+
+
+def test_the_serving_service_is_the_fastapi_app_on_loopback_as_non_root_with_the_read_only_key():
+    services = compose()["services"]
+    serving = services["serving"]
+    assert serving["image"] == services["code-server"]["image"]  # every family's libraries
+    assert serving["command"][:3] == ["python", "-m", "energy_forecast.serving"]
+    assert serving["user"] == "10001"
+    assert serving["ports"] == ["127.0.0.1:${SERVING_PORT:-8080}:8080"]
+    assert "/health" in " ".join(serving["healthcheck"]["test"])
+    environment = serving["environment"]
+    assert environment["SERVING_REFRESH_SECONDS"] == "${SERVING_REFRESH_SECONDS:-15}"
+    assert environment["SERVING_ARTIFACTS_S3"] == "s3://mlflow"
+    assert "--artifacts-destination=s3://mlflow/" in services["mlflow"]["command"]  # the same place
+    assert depends_on(serving) == {"mlflow": "service_healthy"}
+    assert "scoring server" in COMPOSE_FILE.read_text()  # the choice is justified where it is made
+
+
+def test_the_stack_keeps_forecasts_in_their_own_database():
+    psql = (PROJECT_DIR / "infra" / "postgres" / "initdb" / "databases.psql").read_text()
+    assert 'CREATE DATABASE :"forecasts_db" OWNER :"forecasts_user";' in psql
+    assert 'REVOKE ALL ON DATABASE :"forecasts_db" FROM PUBLIC;' in psql
+    postgres = compose()["services"]["postgres"]["environment"]
+    assert {"FORECASTS_PG_USER", "FORECASTS_PG_PASSWORD", "FORECASTS_PG_DB"} <= set(postgres)

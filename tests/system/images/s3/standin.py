@@ -31,8 +31,8 @@ from pathlib import Path
 import boto3
 import botocore.exceptions
 
-ROLES = ("mlflow", "dvc", "serving")
-BUCKETS = ("mlflow", "dvc")
+ROLES = ("mlflow", "dvc", "serving", "ops")
+BUCKETS = ("mlflow", "dvc", "ops")
 ROOT_USER = "root"
 ROOT_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 BOOTSTRAP_REQUESTS = 3
