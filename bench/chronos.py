@@ -156,7 +156,7 @@ def chronos_benchmark(
 
         # -- backtest: ours vs the same predict_df call made directly ---------------------------
         zero_shot.predict(split.through_test, origins[:2])  # warm-up: allocator, kernels, threads
-        arguments = zero_shot.predict_df_arguments(zero_shot.model_input(split.through_test, origins))
+        arguments = zero_shot.predict_df_arguments(split.through_test, origins)
         assert arguments is not None
         pipeline = zero_shot.pipeline_
         ours, direct = [], []
