@@ -20,6 +20,7 @@ Exit status: 0 when the run succeeded, 1 when it failed or the stack is unreacha
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -40,7 +41,11 @@ from pipelines.paths import PROJECT_DIR, resolve_config_path
 
 __all__ = ["LaunchError", "RunOutcome", "StackClient", "container_config_path", "main", "proxy_login"]
 
+logger = logging.getLogger(__name__)
+
 JOB = "complete_training_job"
+STALE_CONNECTION = ("server closed the connection unexpectedly", "terminating connection due to administrator command")
+"""psycopg2's messages for a pooled connection that PostgreSQL closed (a restart)."""
 LOCATION = "energy_forecast"
 CONTAINER_CONFIGS = "configs"
 """Where the code server and runs see CONFIGS_DIR, relative to ENERGY_FORECAST_HOME."""
@@ -163,13 +168,23 @@ class StackClient:
         return body["data"]
 
     def launch(self, run_config: dict[str, Any], *, job: str = JOB, tags: dict[str, str] | None = None) -> str:
-        try:
-            with self._client_lock:
-                return self.client.submit_job_execution(
-                    job, repository_location_name=LOCATION, repository_name="__repository__", run_config=run_config, tags=tags or {},
-                )
-        except DagsterGraphQLClientError as error:
-            raise self._client_error(error, f"{job} was not launched") from None
+        """Submit ``job``. Retried once, logged, when the webserver's pooled PostgreSQL connection
+        was stale (PostgreSQL restarted since its last query): the webserver keeps one open
+        connection without a liveness ping, its first statement after a restart fails before
+        anything is written, and SQLAlchemy replaces the connection for the next request."""
+        for attempt in (1, 2):
+            try:
+                with self._client_lock:
+                    return self.client.submit_job_execution(
+                        job, repository_location_name=LOCATION, repository_name="__repository__", run_config=run_config, tags=tags or {},
+                    )
+            except DagsterGraphQLClientError as error:
+                text = " ".join(str(part) for part in error.args if part)
+                if attempt == 1 and any(marker in text for marker in STALE_CONNECTION):
+                    logger.warning("%s: the webserver's database connection was stale (%s); launching again", job, text[:200])
+                    continue
+                raise self._client_error(error, f"{job} was not launched") from None
+        raise AssertionError("unreachable")
 
     def status(self, run_id: str) -> str:
         """The run's status (``QUEUED``, ``STARTED``, ``SUCCESS``, ...)."""
