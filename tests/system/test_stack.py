@@ -575,7 +575,12 @@ def test_two_replayed_days_in_the_s3_landing_prefix_become_forecast_rows_in_post
     ops = stack.s3("ops")
     processed = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="landing/processed/").get("Contents", [])]
     assert len(processed) == 2, processed
-    plots = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="plots/").get("Contents", [])]
+    plots: list[str] = []
+    for _ in range(24):  # the run stores the rows first, then uploads the plot
+        plots = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="plots/").get("Contents", [])]
+        if any("2018-12-03" in key or "20181203" in key for key in plots):
+            break
+        time.sleep(5)
     assert any("2018-12-03" in key or "20181203" in key for key in plots), plots
     io = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="dagster-io/").get("Contents", [])]
     assert any("daily_forecast" in key for key in io), io  # asset outputs through the S3 IO manager
