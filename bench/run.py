@@ -17,6 +17,7 @@ champion (``forecast_next``: registry lookup, model load, data, forecast, store 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -350,7 +351,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
-        "data_path": str(data),
+        "data": {"file": Path(data).name, "sha256": hashlib.sha256(Path(data).read_bytes()).hexdigest()},  # no machine path
         "targets": TARGETS,
         "models": {},
         "baselines": {},
