@@ -11,6 +11,8 @@ process, so its peak RSS is its own:
   per plant, one predict call);
 - on 10 plants: the global model against one model per plant (today's single-series LightGBM,
   same parameters and origins) in RMSE and total fit time;
+- on 10 plants: panel ensembles of a global LightGBM and a global XGBoost (voting with one set of
+  weights for the panel or one per plant, stacking), against each member, from one fit of the members;
 - on 10 plants: the training-origin spacing (every 6 h against daily) and the scaling (mean, none),
   which decide the settings above.
 
@@ -41,6 +43,9 @@ SEED = 0
 # leaves than the single-series YAML (0.02, 15 leaves), early-stopped on November as always.
 GLOBAL_PARAMS = {"learning_rate": 0.05, "n_estimators": 1000, "num_leaves": 63, "min_child_samples": 100, "early_stopping_rounds": 50, "n_jobs": 2}
 ORIGIN_EVERY = "1D"
+# XGBoost's counterpart of GLOBAL_PARAMS, for the panel ensemble's second member.
+GLOBAL_XGBOOST_PARAMS = {"learning_rate": 0.05, "n_estimators": 1000, "max_depth": 7, "min_child_weight": 20.0, "subsample": 0.8,
+                         "colsample_bytree": 0.8, "early_stopping_rounds": 50}
 
 
 def _plants_dir(plants: int) -> Path:
@@ -141,6 +146,58 @@ def run_per_plant_models(plants: int, origin_every: str) -> dict[str, Any]:
     }
 
 
+def run_ensembles(plants: int, origin_every: str) -> dict[str, Any]:
+    """Voting (panel / per-plant weights) and stacking over a global LightGBM and XGBoost, and each member, on the same December rows."""
+    import numpy as np
+
+    from energy_forecast.frames import PREDICTION
+    from energy_forecast.models.ensembles import StackingParams
+    from energy_forecast.models.global_boosted import fit_scales
+    from energy_forecast.models.global_ensemble import GlobalEnsemble, panel_weights
+    from energy_forecast.panel_backtest import SERIES_ID, attach_panel_actuals, score_panel, split_panel
+
+    panel, config, problem = _setup(plants)
+    splits = split_panel(panel.series, config.split, config.task, min_history=problem.features.lookback)
+    members = [{"type": "lightgbm", "params": {**config.model.params, **GLOBAL_PARAMS}},
+               {"type": "xgboost", "params": {**GLOBAL_XGBOOST_PARAMS, "n_jobs": GLOBAL_PARAMS["n_jobs"]}}]
+    ensemble = GlobalEnsemble("voting", {"members": members}, problem, train_origin_every=origin_every)
+    histories = {s: sp.history for s, sp in splits.items()}
+    started = time.perf_counter()
+    ensemble.fit(histories, {s: (sp.through_validation, sp.validation_origins) for s, sp in splits.items()})
+    fit_seconds = time.perf_counter() - started
+    # the validation forecasts again, for the other weightings (the members are not refitted)
+    validation = attach_panel_actuals(ensemble.member_forecasts({s: sp.through_validation for s, sp in splits.items()},
+                                                                {s: sp.validation_origins for s, sp in splits.items()}), panel.series, problem.target)
+    means = {sid: cols[problem.target].scale for sid, cols in fit_scales(histories, problem, "mean").items()}
+    ids = validation[SERIES_ID].to_numpy()
+    row_scale = np.sqrt(np.array([means[str(sid)] for sid in ids]))
+    predictions, actual = validation[ensemble.member_names].to_numpy(dtype="float64"), validation["actual"].to_numpy(dtype="float64")
+    weightings = {
+        "voting, panel weights": ensemble.weights_,
+        "voting, per-plant weights": panel_weights("voting", ensemble.params, predictions, actual, ids, row_scale, by="series"),
+        "stacking, panel weights": panel_weights("stacking", StackingParams(members=members), predictions, actual, ids, row_scale),
+    }
+    test = attach_panel_actuals(ensemble.member_forecasts({s: sp.through_test for s, sp in splits.items()},
+                                                          {s: sp.test_origins for s, sp in splits.items()}), panel.series, problem.target)
+    season = problem.steps_per("7D")
+    scores: dict[str, float] = {}
+    for name in ensemble.member_names:
+        scores[f"member {name}"] = score_panel(test.assign(**{PREDICTION: test[name]}), histories, problem.target, season)[1]["volume_weighted_rmse"]
+    for label, weights in weightings.items():
+        ensemble.weights_ = weights
+        combined = ensemble.combine(test).assign(actual=test["actual"].to_numpy())
+        scores[label] = score_panel(combined, histories, problem.target, season)[1]["volume_weighted_rmse"]
+    best_member = min(scores[f"member {n}"] for n in ensemble.member_names)
+    return {
+        "plants": plants, "model": "panel ensembles of global lightgbm + xgboost", "train_origin_every": origin_every,
+        "fit_seconds": round(fit_seconds, 1), "peak_rss_gib": round(_peak_rss_gib(), 2),
+        "december_rmse_volume_weighted": {k: round(v, 3) for k, v in scores.items()},
+        "delta_vs_best_member": {k: round(v - best_member, 3) for k, v in scores.items() if not k.startswith("member")},
+        "panel_weights": {"voting": weightings["voting, panel weights"]["*"].round(3).tolist(),
+                          "stacking": weightings["stacking, panel weights"]["*"].round(3).tolist(), "members": ensemble.member_names},
+    }
+
+
 def _child(args: list[str]) -> dict[str, Any]:
     """One measurement in its own process; its last stdout line is the JSON result."""
     env = {**os.environ, "PYTHONPATH": f"{PROJECT_DIR / 'src'}{os.pathsep}{PROJECT_DIR}"}
@@ -173,6 +230,11 @@ def table(results: dict[str, Any]) -> str:
             f"| {r['plants']} | {model} | {r['train_origin_every']} | {r.get('training_rows') or ''} | {r['fit_seconds']:.0f} | "
             f"{r['peak_rss_gib']:.2f} | {r['december_rmse_volume_weighted']:.2f} | {r['december_nrmse_volume_weighted']:.3f} | {one_day} |"
         )
+    for ensemble in results.get("ensembles", []):
+        for label, rmse in ensemble["december_rmse_volume_weighted"].items():
+            delta = ensemble["delta_vs_best_member"].get(label)
+            lines.append(f"| {ensemble['plants']} | {label}{'' if delta is None else f' ({delta:+.2f} vs best member)'} | "
+                         f"{ensemble['train_origin_every']} | | {ensemble['fit_seconds']:.0f} (both members) | {ensemble['peak_rss_gib']:.2f} | {rmse:.2f} | | |")
     machine = results["machine"]
     note = (f"\n{machine['cpus']} CPUs shared with other work (load average {machine['load_average_at_start'][0]} at the start, "
             f"{machine.get('load_average_at_end', ['?'])[0]} at the end), LightGBM with n_jobs={results['settings']['params']['n_jobs']}.")
@@ -205,10 +267,17 @@ def main(argv: list[str] | None = None) -> None:
         help="LightGBM threads (2 on a 2-core machine; 1 on a machine shared with other work, where OpenMP threads spin)",
     )
     parser.add_argument("--readme-only", action="store_true", help="rewrite the README table from bench/results/scale.json")
+    parser.add_argument("--ensembles-only", action="store_true", help="only the panel ensembles on 10 plants, merged into scale.json")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.readme_only:
         write_readme(json.loads((RESULTS / "scale.json").read_text()))
+        return
+    if args.ensembles_only:
+        results = json.loads((RESULTS / "scale.json").read_text())
+        results["ensembles"] = [_child(["ensembles", "10", ORIGIN_EVERY, str(args.jobs)])]
+        _write(results)
+        write_readme(results)
         return
     if args.child:
         kind, plants, *rest = args.child
@@ -217,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
             result = run_global(int(plants), rest[0], rest[1])
         elif kind == "memory":  # the matrix at hourly origins, a few rounds: what streaming saves
             result = run_global(int(plants), "mean", "1h", rounds=5)
+        elif kind == "ensembles":
+            result = run_ensembles(int(plants), rest[0])
         else:
             result = run_per_plant_models(int(plants), rest[0])
         print(json.dumps(result))
@@ -226,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_at_start": [round(x, 2) for x in load]},
         "settings": {"seed": SEED, "params": {**GLOBAL_PARAMS, "n_jobs": args.jobs}, "train_origin_every": ORIGIN_EVERY, "scaling": "mean",
                      "split": "train Jan-Oct 2018, validate Nov (early stopping), test Dec: 31 day-ahead origins per plant"},
-        "sizes": [], "global_vs_per_plant": [], "choices": [], "memory": None,
+        "sizes": [], "global_vs_per_plant": [], "choices": [], "ensembles": [], "memory": None,
     }
     for plants in sorted(args.plants):
         _plants_dir(plants)
@@ -237,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
         _write(results)
     if not args.skip_comparisons:
         results["global_vs_per_plant"].append(_child(["per_plant", "10", ORIGIN_EVERY, jobs]))
+        _write(results)
+        results["ensembles"].append(_child(["ensembles", "10", ORIGIN_EVERY, jobs]))
         _write(results)
         for scaling, every in (("none", ORIGIN_EVERY), ("mean", "6h")):
             results["choices"].append(_child(["global", "10", scaling, every, jobs]))

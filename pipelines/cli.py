@@ -197,16 +197,19 @@ def synth_plants_command(plants: int, out: str, seed: int, data_path: str) -> No
     print(f"load them with configs/data/plants.yaml (PLANTS_PATH={out})")
 
 
-def train_global_command(config_path: str, data_path: str, out: str, scaling: str, origin_every: str | None) -> None:
+def train_global_command(config_path: str, data_path: str, out: str, scaling: str, origin_every: str | None, weights_by: str) -> None:
     from energy_forecast.global_training import train_global
 
     config = load_config(resolve_config_path(config_path))
     data = load_data_config(resolve_config_path(data_path))
-    result = train_global(config, data, scaling=scaling, train_origin_every=origin_every, out=Path(out))  # type: ignore[arg-type]
+    result = train_global(config, data, scaling=scaling, train_origin_every=origin_every, weights_by=weights_by, out=Path(out))  # type: ignore[arg-type]
     print(result.per_series[["volume", "rmse", "mae", "mase"]].round(3).to_string())
     aggregate = result.aggregate
     print(f"{int(aggregate['series'])} series: volume-weighted test RMSE {aggregate['volume_weighted_rmse']:.3f}, MAE "
           f"{aggregate['volume_weighted_mae']:.3f}, nRMSE {aggregate['volume_weighted_nrmse']:.3f}; fitted in {result.fit_seconds:.1f} s")
+    for name, member in result.members.items():
+        print(f"  member {name}: volume-weighted test RMSE {member['volume_weighted_rmse']:.3f} "
+              f"(ensemble {aggregate['volume_weighted_rmse'] - member['volume_weighted_rmse']:+.3f})")
     print(f"saved: {out} (operations YAML sites.global_model)")
 
 
@@ -246,12 +249,14 @@ def main(argv: list[str] | None = None) -> None:
     plants.add_argument("--out", default="data/plants", help="folder for plant_000.csv ...")
     plants.add_argument("--seed", type=int, default=0, help="same seed, same plants")
     plants.add_argument("--data", default="configs/data/steel_industry.yaml", help="data YAML of the real series they are built from")
-    glob = commands.add_parser("train-global", help="fit one LightGBM/XGBoost across a panel, backtest per series, save it")
-    glob.add_argument("config", help="training YAML (recipe, split, model.type lightgbm or xgboost)")
+    glob = commands.add_parser("train-global", help="fit one LightGBM/XGBoost (or a voting/stacking of them) across a panel, backtest per series, save it")
+    glob.add_argument("config", help="training YAML (recipe, split, model.type lightgbm or xgboost, or voting/stacking over them)")
     glob.add_argument("--data", default="configs/data/plants.yaml", help="panel data YAML")
     glob.add_argument("--out", default="data/models/global", help="folder the model is saved to")
     glob.add_argument("--scaling", choices=["mean", "std", "none"], default="mean")
     glob.add_argument("--origin-every", help="training origin spacing (default: the YAML's features.train_origin_every)")
+    glob.add_argument("--weights-by", choices=["panel", "series"], default="panel",
+                      help="voting/stacking: one set of member weights for the panel, or one per series")
     arguments = sys.argv[1:] if argv is None else argv
     debug = "--debug" in arguments
     if debug:
@@ -278,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "synth-plants":
             synth_plants_command(args.plants, args.out, args.seed, args.data)
         elif args.command == "train-global":
-            train_global_command(args.config, args.data, args.out, args.scaling, args.origin_every)
+            train_global_command(args.config, args.data, args.out, args.scaling, args.origin_every, args.weights_by)
         elif args.command == "forecast":
             forecast_command(args.data, args.task, args.model, args.alias, args.origin)
         else:

@@ -9,7 +9,8 @@ Active when the operations YAML has a ``sites:`` block (``SitesConfig``):
 * ``site_readings[site]`` validates each pending file and appends it to the site's stored series
   ``<sites.series_folder>/<site>.csv`` (the first file starts it), or quarantines it with its reason;
 * ``site_forecast[day|site]`` forecasts the site's day with the global model
-  (``sites.global_model``, one model for every site: :mod:`energy_forecast.models.global_boosted`);
+  (``sites.global_model``, one model for every site: :mod:`energy_forecast.models.global_boosted`,
+  or a panel ensemble of them: :mod:`energy_forecast.models.global_ensemble`);
 * ``site_accuracy[day|site]`` scores that forecast against the day's actuals.
 
 Per-site runs are independent, so the run queue runs them in parallel up to its concurrency limit.
@@ -132,7 +133,7 @@ def site_definitions(operations: OperationsConfig) -> dict[str, list]:
     @dg.asset(partitions_def=partitions, deps=[dg.AssetDep(site_readings, partition_mapping=by_site)], group_name="sites",
               description="The global model's forecast of one site's day, made at the day's 00:00.")
     def site_forecast(context: dg.AssetExecutionContext, operations: Operations) -> pd.DataFrame:
-        from energy_forecast.models.global_boosted import GlobalBoostedModel
+        from energy_forecast.models.global_ensemble import load_global_model
 
         sites = _sites(operations)
         keys = context.partition_key.keys_by_dimension
@@ -140,7 +141,7 @@ def site_definitions(operations: OperationsConfig) -> dict[str, list]:
         if sites.global_model is None:
             raise dg.Failure("sites.global_model is not set: train and save a global model first")
         with library_logs_to(context.log):
-            model = GlobalBoostedModel.load(sites.global_model)
+            model = load_global_model(sites.global_model)
             frame, origin = _site_frame(sites, site, day, model.problem.horizon)
             rows = model.predict({site: frame}, {site: pd.DatetimeIndex([origin])})
         context.add_output_metadata({"site": site, "origin": str(origin), "mean": float(rows[PREDICTION].mean()), "rows": len(rows)})
@@ -160,6 +161,6 @@ def site_definitions(operations: OperationsConfig) -> dict[str, list]:
         context.add_output_metadata({k: float(v) for k, v in result.items() if isinstance(v, float) and np.isfinite(v)})
         return result
 
-    forecast_job = dg.define_asset_job("site_forecast_job", selection=dg.AssetSelection.assets(site_forecast, site_accuracy), partitions_def=partitions,
+    forecast_job = dg.define_asset_job("site_forecast_job", selection=dg.AssetSelection.assets(site_forecast, site_accuracy),
                                        description="Forecast (and score) one site's day.")
     return {"assets": [site_readings, site_forecast, site_accuracy], "jobs": [site_ingest_job, forecast_job], "sensors": [new_site_data_sensor]}

@@ -12,6 +12,7 @@ agree only to a fraction of a kWh and the RMSE to 1 %.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,40 @@ def test_train_global_command_backtests_and_saves(panel, tmp_path: Path, monkeyp
     saved = GlobalBoostedModel.load(tmp_path / "model")
     assert saved.codes_ == {"plant_000": 0, "plant_001": 1, "plant_002": 2} and saved.train_origin_every == "6h"
     assert (tmp_path / "model" / "per_series_test_metrics.csv").is_file()
+
+
+@pytest.mark.parametrize(("kind", "weights_by"), [("voting", "panel"), ("stacking", "series")])
+def test_panel_ensemble_trains_members_once_and_scores_against_them(panel, kind: str, weights_by: str, tmp_path: Path) -> None:
+    from energy_forecast.global_training import train_global
+    from energy_forecast.models.global_ensemble import GlobalEnsemble, load_global_model
+
+    folder = Path(next(iter(panel.files.values()))).parent
+    config = load_config(CONFIGS / "training" / f"{kind}.yaml", {"split": SMALL_SPLIT})
+    members = [{"type": "xgboost", "params": FEW_ROUNDS}, {"type": "lightgbm", "params": {**FEW_ROUNDS, "num_leaves": 7}}]
+    config = config.model_copy(update={"model": config.model.model_copy(update={"params": {**config.model.params, "members": members}})})
+    result = train_global(config, plants_config(folder), weights_by=weights_by, train_origin_every="6h", out=tmp_path / "model")  # type: ignore[arg-type]
+
+    model = result.model
+    assert isinstance(model, GlobalEnsemble) and [m.family for m in model.members] == ["xgboost", "lightgbm"]
+    assert set(model.weights_) == ({"*"} if weights_by == "panel" else set(panel.ids))
+    assert all((w >= 0).all() for w in model.weights_.values())
+    assert set(result.members) == {"xgboost_0", "lightgbm_1"}
+    assert result.aggregate["series"] == 3.0 and len(result.per_series) == 3
+    # on the validation rows the weights were chosen on, the combination is no worse than its best member
+    rmses = model.validation_rmse_
+    assert rmses[kind] <= min(rmses["xgboost_0"], rmses["lightgbm_1"]) * 1.01
+
+    # the forecast is the members' forecasts combined with the weights, and the saved folder reproduces it
+    splits = split_panel(panel.series, config.split, config.task, min_history=model.problem.features.lookback)
+    frames, origins = {s: sp.through_test for s, sp in splits.items()}, {s: sp.test_origins for s, sp in splits.items()}
+    by_member = model.member_forecasts(frames, origins)
+    combined = model.predict(frames, origins)
+    for sid, rows in by_member.groupby("series_id"):
+        weights = model.weights_.get("*", model.weights_.get(str(sid)))
+        expected = np.maximum(rows[["xgboost_0", "lightgbm_1"]].to_numpy() @ weights, 0.0)
+        np.testing.assert_allclose(combined.loc[rows.index, "prediction"], expected, rtol=1e-12)
+    again = load_global_model(tmp_path / "model")
+    assert isinstance(again, GlobalEnsemble)
+    np.testing.assert_allclose(again.predict(frames, origins)["prediction"], combined["prediction"], rtol=1e-6)
+    saved = json.loads((tmp_path / "model" / "test_metrics.json").read_text())
+    assert set(saved["members"]) == {"xgboost_0", "lightgbm_1"}

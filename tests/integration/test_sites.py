@@ -7,11 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 import yaml
 
 from energy_forecast.config import FeatureConfig, load_data_config, load_operations_config
 from energy_forecast.data.plants import synth_plant
 from energy_forecast.models.global_boosted import GlobalBoostedModel
+from energy_forecast.models.global_ensemble import GlobalEnsemble
 from pipelines.defs.sites import SITES, new_site_data_sensor, site_definitions, site_readings
 from pipelines.resources import Operations
 from tests.conftest import PROJECT_DIR
@@ -82,7 +84,8 @@ def test_sensor_adds_a_dynamic_partition_for_a_new_site_and_its_run_starts_the_s
         assert instance.get_dynamic_partitions(SITES.name) == ["plant_007"]
 
 
-def test_site_by_day_forecast_and_accuracy(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("kind", ["global", "voting"])
+def test_site_by_day_forecast_and_accuracy(tmp_path, monkeypatch, kind: str) -> None:
     monkeypatch.setenv("DATA_SHA256", "")
     base = steel_base(days=30)
     plants = {f"plant_00{i}": synth_plant(base, i, seed=1) for i in range(2)}
@@ -100,8 +103,14 @@ def test_site_by_day_forecast_and_accuracy(tmp_path, monkeypatch) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False)
         frames[site] = load_series(data.model_copy(update={"path": path})).frame
-    model = GlobalBoostedModel("lightgbm", {"n_estimators": 20, "num_leaves": 7}, problem)
-    model.fit({s: f.iloc[: 25 * 96] for s, f in frames.items()})
+    if kind == "global":
+        model = GlobalBoostedModel("lightgbm", {"n_estimators": 20, "num_leaves": 7}, problem)
+        model.fit({s: f.iloc[: 25 * 96] for s, f in frames.items()})
+    else:  # a panel ensemble saved in the same place is read the same way
+        members = [{"type": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 7}}, {"type": "xgboost", "params": {"n_estimators": 20}}]
+        model = GlobalEnsemble("voting", {"members": members}, problem)
+        model.fit({s: f.iloc[: 21 * 96] for s, f in frames.items()},
+                  {s: (f.iloc[: 25 * 96], pd.date_range("2018-01-22", "2018-01-24", freq="D")) for s, f in frames.items()})
     model.save(tmp_path / "global")
 
     config_path = _operations_yaml(tmp_path, model=tmp_path / "global")
