@@ -215,13 +215,18 @@ class TuningJobConfig(dg.Config):
     )
     trials: int | None = Field(default=None, description="Override tuning.trials: finished trials the study should hold.")
     timeout_s: float | None = Field(default=None, description="Override tuning.timeout: wall seconds of this run.")
+    output_path: str | None = Field(
+        default=None,
+        description="Where the tuned YAML goes (default: <name>_tuned.yaml beside the original). In the Compose stack configs/ is "
+        "read-only: give a writable path; the tuned YAML is also logged to the MLflow parent run.",
+    )
 
 
 @dg.op(description="Run or resume the Optuna study of a training YAML on its validation windows; write <name>_tuned.yaml.")
 def tune_model(context: dg.OpExecutionContext, config: TuningJobConfig, mlflow: MlflowTracking) -> TuningResult:
     path = resolve_config_path(config.config_path)
     with library_logs_to(context.log):  # one progress line per trial: count, best so far, time left
-        result = tune(path, tracker=mlflow.tracker(), trials=config.trials, timeout=config.timeout_s)
+        result = tune(path, tracker=mlflow.tracker(), trials=config.trials, timeout=config.timeout_s, output=config.output_path)
     context.add_output_metadata(tuning_metadata(result))
     return result
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -85,6 +86,23 @@ def shown(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _check_writable(output_path: Path, config_path: Path) -> None:
+    """Before any trial: the tuned YAML can be written where it goes (a file created and removed there).
+
+    Raises:
+        ConfigError: naming the folder, the reason, and how to give another.
+    """
+    existing = next(folder for folder in (output_path.parent, *output_path.parent.parents) if folder.exists())
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"{config_path}: the tuned YAML {output_path} cannot be written ({error.strerror}; in the Compose stack configs/ is "
+            "mounted read-only): give a writable output path (tune_model_job's output_path)"
+        ) from None
 
 
 def tuned_path(config_path: Path | str) -> Path:
@@ -306,10 +324,11 @@ def tune(
     windows = split.windows if checked.model.windowed else split.windows[-1:]  # families that choose nothing on windows: one
     problem = config.problem
     scale = mase_scale(split.history[problem.target].to_numpy(), problem.steps_per("7D"))
+    output_path = Path(output) if output else tuned_path(config_path)
+    _check_writable(output_path, config_path)
     storage_url = storage_for(config, tracker.tracking_uri if tracker else None)
     study = open_study(config, storage_url)
     name, where = study.study_name, shown(storage_url)
-    output_path = Path(output) if output else tuned_path(config_path)
     metric = tuning.metric
 
     if not study.get_trials(deepcopy=False):  # a new study starts from the YAML's own values: tuning never returns worse
@@ -407,9 +426,7 @@ def tune(
             trials_run=len(durations), wall_s=time.perf_counter() - started, tuned_config=str(output_path), progress=lines,
         )
         text = tuned_yaml(config_path, output_path, result)
-        output_path.write_text(text)
-        logger.info("%s: best val_%s %.4f (trial %d of %d finished): %s -> %s", config.name, metric, best.value, best.number, len(finished), best.params, output_path)
-        if parent is not None:
+        if parent is not None:  # logged first: the tuned YAML survives a failed write below
             tracker.log_params({f"best.{k}": str(v) for k, v in best.params.items()})
             tracker.log_metrics({f"best_val_{metric}": best.value, "trials_finished": len(finished), "trials_pruned": result.trials_pruned, "trials_run": result.trials_run, "tuning_seconds": result.wall_s})
             tracker.set_tags({"optuna_best_trial": str(best.number), "tuned_config": str(output_path)})
@@ -417,6 +434,9 @@ def tune(
             tracker.log_text("\n".join(lines) + "\n", "tuning/progress.txt")
             result.run_id = parent.info.run_id
             result.run_url = tracker.run_url(parent.info.experiment_id, parent.info.run_id)
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        output_path.write_text(text)
+        logger.info("%s: best val_%s %.4f (trial %d of %d finished): %s -> %s", config.name, metric, best.value, best.number, len(finished), best.params, output_path)
     return result
 
 

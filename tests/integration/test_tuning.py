@@ -150,3 +150,16 @@ def test_when_tune_runs_from_the_command_line_then_it_goes_through_dagster_and_p
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
     assert [r.job_name for r in runs] == ["tune_model_job"] and runs[0].is_success
+
+
+def test_when_the_tuned_yaml_cannot_be_written_then_tuning_refuses_before_any_trial(tmp_path, synthetic_csv, use_data):
+    from energy_forecast.config import ConfigError
+
+    use_data(synthetic_csv)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    config_path = tuning_config(tmp_path, storage, trials=1)
+    not_a_folder = tmp_path / "plain-file"
+    not_a_folder.write_text("")
+    with pytest.raises(ConfigError, match=r"xgboost_small\.yaml: the tuned YAML .*plain-file/tuned\.yaml cannot be written .*output_path"):
+        tune(config_path, output=not_a_folder / "tuned.yaml")
+    assert not (tmp_path / "optuna.db").exists()  # no study was opened

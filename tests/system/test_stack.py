@@ -357,10 +357,10 @@ def test_every_service_is_healthy_and_minio_init_completed(stack):
 
 
 def test_the_databases_have_their_own_owners(stack):
-    query = "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname IN ('dagster', 'mlflow', 'forecasts') ORDER BY 1"
+    query = "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname IN ('dagster', 'mlflow', 'forecasts', 'optuna') ORDER BY 1"
     answer = stack.run("exec", "-T", "postgres", "psql", "-U", stack.env["POSTGRES_USER"], "-d", "postgres", "-At", "-c", query)
     assert answer.stdout.split() == [f"dagster|{stack.env['DAGSTER_PG_USER']}", f"forecasts|{stack.env['FORECASTS_PG_USER']}",
-                                     f"mlflow|{stack.env['MLFLOW_PG_USER']}"]
+                                     f"mlflow|{stack.env['MLFLOW_PG_USER']}", f"optuna|{stack.env['OPTUNA_PG_USER']}"]
 
 
 def test_only_the_proxy_serving_and_s3_publish_ports_and_every_service_is_hardened(stack):
@@ -418,6 +418,7 @@ def test_the_run_had_only_the_credentials_it_needs(stack, training_run):
     # its one S3 key is the ops key (bucket `ops`); its forecasts login is the forecasts database's
     assert env["AWS_ACCESS_KEY_ID"] == stack.env["OPS_S3_ACCESS_KEY_ID"]
     assert env["FORECAST_STORE_URL"].endswith(f"@postgres:5432/{stack.env['FORECASTS_PG_DB']}")
+    assert env["OPTUNA_STORAGE"].endswith(f"@postgres:5432/{stack.env['OPTUNA_PG_DB']}")  # studies resume across runs
     assert f"//{stack.env['DAGSTER_RUN_PG_USER']}:" in env["PROMOTION_LOCK_URL"]  # the lock with the runs' own login
     assert env["LANDING_URI"] == "s3://ops/landing" and env["ALERT_WEBHOOK_URL"] == ALERT_URL
 

@@ -382,10 +382,11 @@ def test_runs_get_their_own_database_login_and_only_the_ops_s3_key():
         assert environment["LANDING_URI"].startswith("s3://ops/") and environment["FORECAST_PLOTS_URI"].startswith("s3://ops/")
         assert environment["DAGSTER_IO_BUCKET"] == "ops" and environment["ENERGY_FORECAST_DEPLOYMENT"] == "stack"
         assert environment["FORECAST_STORE_URL"].startswith("postgresql+psycopg2://${FORECASTS_PG_USER}:")
+        assert environment["OPTUNA_STORAGE"] == "postgresql+psycopg2://${OPTUNA_PG_USER}:${OPTUNA_PG_PASSWORD}@postgres:5432/${OPTUNA_PG_DB}"
         # the promotion lock with the runs' own login (an advisory lock needs CONNECT only)
         assert environment["PROMOTION_LOCK_URL"] == "postgresql+psycopg2://${DAGSTER_RUN_PG_USER}:${DAGSTER_RUN_PG_PASSWORD}@postgres:5432/${DAGSTER_PG_DB}"
         assert environment["ALERT_WEBHOOK_URL"] == "${ALERT_WEBHOOK_URL:-}"
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "LANDING_URI", "LIVE_SERIES_PATH", "FORECAST_STORE_URL",
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "LANDING_URI", "LIVE_SERIES_PATH", "FORECAST_STORE_URL", "OPTUNA_STORAGE",
                  "FORECAST_PLOTS_URI", "DAGSTER_IO_BUCKET", "PROMOTION_LOCK_URL", "ALERT_WEBHOOK_URL", "ENERGY_FORECAST_DEPLOYMENT"):
         assert name in launcher["env_vars"], f"runs do not get {name}"
     assert not [key for key in services["dagster-webserver"]["environment"] if key.startswith("AWS_")], "the webserver holds an S3 key"
@@ -457,9 +458,11 @@ def test_the_serving_service_is_the_fastapi_app_on_loopback_as_non_root_with_the
     assert "scoring server" in COMPOSE_FILE.read_text()  # the choice is justified where it is made
 
 
-def test_the_stack_keeps_forecasts_in_their_own_database():
+@pytest.mark.parametrize("store", ["forecasts", "optuna"])
+def test_the_stack_keeps_forecasts_and_studies_in_their_own_databases(store: str):
     psql = (PROJECT_DIR / "infra" / "postgres" / "initdb" / "databases.psql").read_text()
-    assert 'CREATE DATABASE :"forecasts_db" OWNER :"forecasts_user";' in psql
-    assert 'REVOKE ALL ON DATABASE :"forecasts_db" FROM PUBLIC;' in psql
+    assert f'CREATE DATABASE :"{store}_db" OWNER :"{store}_user";' in psql
+    assert f'REVOKE ALL ON DATABASE :"{store}_db" FROM PUBLIC;' in psql
     postgres = compose()["services"]["postgres"]["environment"]
-    assert {"FORECASTS_PG_USER", "FORECASTS_PG_PASSWORD", "FORECASTS_PG_DB"} <= set(postgres)
+    assert {f"{store.upper()}_PG_USER", f"{store.upper()}_PG_PASSWORD", f"{store.upper()}_PG_DB"} <= set(postgres)
+    assert f"{store.upper()}_PG_PASSWORD" in (PROJECT_DIR / "infra" / "postgres" / "initdb" / "10-databases.sh").read_text()
