@@ -34,7 +34,7 @@ from energy_forecast.data.loading import DataValidationError, load_series
 from energy_forecast.device import DeviceUnavailableError
 from energy_forecast.forecast import ForecastError, forecast_next
 from energy_forecast.models.chronos2.weights import WeightsUnavailableError
-from energy_forecast.tracking import resolve_tracking_uri
+from energy_forecast.tracking import Tracker, resolve_tracking_uri
 from energy_forecast.training import TrainingResult, load_config, preflight
 from energy_forecast.tuning import TuningResult, load_tuning_config, open_study, storage_for
 from pipelines.definitions import defs
@@ -197,12 +197,13 @@ def synth_plants_command(plants: int, out: str, seed: int, data_path: str) -> No
     print(f"load them with configs/data/plants.yaml (PLANTS_PATH={out})")
 
 
-def train_global_command(config_path: str, data_path: str, out: str, scaling: str, origin_every: str | None, weights_by: str) -> None:
+def train_global_command(config_path: str, data_path: str, out: str, scaling: str, origin_every: str | None, weights_by: str, tracking: bool) -> None:
     from energy_forecast.global_training import train_global
 
     config = load_config(resolve_config_path(config_path))
     data = load_data_config(resolve_config_path(data_path))
-    result = train_global(config, data, scaling=scaling, train_origin_every=origin_every, weights_by=weights_by, out=Path(out))  # type: ignore[arg-type]
+    tracker = Tracker() if tracking else None
+    result = train_global(config, data, scaling=scaling, train_origin_every=origin_every, weights_by=weights_by, out=Path(out), tracker=tracker)  # type: ignore[arg-type]
     print(result.per_series[["volume", "rmse", "mae", "mase"]].round(3).to_string())
     aggregate = result.aggregate
     print(f"{int(aggregate['series'])} series: volume-weighted test RMSE {aggregate['volume_weighted_rmse']:.3f}, MAE "
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     glob.add_argument("--origin-every", help="training origin spacing (default: the YAML's features.train_origin_every)")
     glob.add_argument("--weights-by", choices=["panel", "series"], default="panel",
                       help="voting/stacking: one set of member weights for the panel, or one per series")
+    glob.add_argument("--no-tracking", action="store_true", help="no MLflow run (default: one run in the YAML's experiment, MLFLOW_TRACKING_URI or ./.mlflow)")
     arguments = sys.argv[1:] if argv is None else argv
     debug = "--debug" in arguments
     if debug:
@@ -283,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "synth-plants":
             synth_plants_command(args.plants, args.out, args.seed, args.data)
         elif args.command == "train-global":
-            train_global_command(args.config, args.data, args.out, args.scaling, args.origin_every, args.weights_by)
+            train_global_command(args.config, args.data, args.out, args.scaling, args.origin_every, args.weights_by, not args.no_tracking)
         elif args.command == "forecast":
             forecast_command(args.data, args.task, args.model, args.alias, args.origin)
         else:

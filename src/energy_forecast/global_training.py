@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,13 @@ from pathlib import Path
 import pandas as pd
 
 from energy_forecast.config import DataConfig, TrainingConfig
-from energy_forecast.data.panel import load_panel
+from energy_forecast.data.panel import PanelData, load_panel
 from energy_forecast.frames import ACTUAL, PREDICTION
 from energy_forecast.models.global_boosted import GlobalBoostedModel, Scaling
 from energy_forecast.models.global_ensemble import GLOBAL_FAMILIES, GlobalEnsemble, WeightsBy
 from energy_forecast.panel_backtest import attach_panel_actuals, score_panel, split_panel
+from energy_forecast.plots import per_series_png
+from energy_forecast.tracking import Tracker, flatten, git_commit
 
 __all__ = ["GlobalResult", "train_global"]
 
@@ -50,8 +53,13 @@ def train_global(
     train_origin_every: str | None = None,
     weights_by: WeightsBy = "panel",
     out: Path | None = None,
+    tracker: Tracker | None = None,
 ) -> GlobalResult:
     """Fit one model (or a panel ensemble) across the panel ``data`` with ``config``'s recipe; backtest; save to ``out``.
+
+    With a ``tracker``, all of it is one MLflow run in the YAML's experiment (tag ``kind: global``):
+    the parameters, the volume-weighted test metrics (and each ensemble member's), the per-series
+    metrics as a table and a plot, and the saved folder as artifacts (``global_model/``).
 
     Raises:
         ValueError: the model family (or an ensemble member's) has no global model, or a series does
@@ -60,7 +68,34 @@ def train_global(
     kind = config.model.type
     if kind not in (*GLOBAL_FAMILIES, "voting", "stacking"):
         raise ValueError(f"{config.source}: model.type {kind!r}: global models are {', '.join(GLOBAL_FAMILIES)}, or voting / stacking over them")
+    if kind not in GLOBAL_FAMILIES:
+        try:
+            GlobalEnsemble.check_params(kind, config.model.params)  # before any data is read
+        except ValueError as error:
+            raise ValueError(f"{config.source}: {error}") from None
     panel = load_panel(data)
+    settings = {"scaling": scaling, "train_origin_every": train_origin_every or "", "weights_by": weights_by if kind not in GLOBAL_FAMILIES else ""}
+    if tracker is None:
+        return _train_global(config, data, panel, scaling=scaling, train_origin_every=train_origin_every, weights_by=weights_by, out=out)
+    tags = {"kind": "global", "model_type": kind, "task": config.task.name, "data": data.name, "series": str(len(panel)),
+            "config_file": str(config.source), "git_commit": git_commit()}
+    with tracker.run(experiment=config.tracking.experiment, run_name=f"global-{kind}-{len(panel)}-series", tags=tags):
+        tracker.log_params({**flatten({"model": {"type": kind, "params": config.model.params}}), **{k: v for k, v in settings.items() if v}})
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = out if out is not None else Path(scratch) / "global_model"
+            result = _train_global(config, data, panel, scaling=scaling, train_origin_every=train_origin_every, weights_by=weights_by, out=folder)
+            tracker.log_folder(folder, "global_model")
+        tracker.log_metrics({**{k: v for k, v in result.aggregate.items() if k != "series"}, "fit_seconds": result.fit_seconds,
+                             **{f"member_{name}_volume_weighted_rmse": m["volume_weighted_rmse"] for name, m in result.members.items()}})
+        tracker.log_text(result.per_series.to_csv(), "per_series_test_metrics.csv")
+        tracker.log_bytes(per_series_png(result.per_series, title=f"global {kind}: test nRMSE per series"), "per_series_nrmse.png")
+    return result
+
+
+def _train_global(
+    config: TrainingConfig, data: DataConfig, panel: PanelData, *, scaling: Scaling, train_origin_every: str | None, weights_by: WeightsBy, out: Path | None
+) -> GlobalResult:
+    kind = config.model.type
     problem = config.problem.replace(target=data.target, target_min=data.target_min, frequency=data.frequency,
                                      covariates=tuple(data.covariates), available_covariates=tuple(data.covariates))
     splits = split_panel(panel.series, config.split, config.task, min_history=problem.features.lookback)
@@ -68,10 +103,7 @@ def train_global(
     if kind in GLOBAL_FAMILIES:
         model = GlobalBoostedModel(kind, config.model.params, problem, scaling=scaling, train_origin_every=train_origin_every)  # type: ignore[arg-type]
     else:
-        try:
-            model = GlobalEnsemble(kind, config.model.params, problem, weights_by=weights_by, scaling=scaling, train_origin_every=train_origin_every)  # type: ignore[arg-type]
-        except ValueError as error:
-            raise ValueError(f"{config.source}: {error}") from None
+        model = GlobalEnsemble(kind, config.model.params, problem, weights_by=weights_by, scaling=scaling, train_origin_every=train_origin_every)  # type: ignore[arg-type]
     started = time.perf_counter()
     model.fit({s: sp.history for s, sp in splits.items()}, {s: (sp.through_validation, sp.validation_origins) for s, sp in splits.items()})
     fit_seconds = time.perf_counter() - started

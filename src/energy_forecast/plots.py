@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 from energy_forecast.frames import ACTUAL, ORIGIN, PREDICTION, TIMESTAMP  # noqa: E402
 from energy_forecast.metrics import rmse_by_step  # noqa: E402
 
-__all__ = ["error_by_horizon_png", "figure_png", "forecast_ahead_png", "forecast_week_png", "pick_test_week"]
+__all__ = ["error_by_horizon_png", "figure_png", "forecast_ahead_png", "forecast_week_png", "per_series_png", "pick_test_week"]
 
 
 def figure_png(figure: plt.Figure) -> bytes:
@@ -95,4 +95,21 @@ def forecast_ahead_png(
     axis.set_ylabel(unit)
     axis.legend(loc="upper left", fontsize="small")
     axis.grid(alpha=0.3)
+    return figure_png(figure)
+
+
+def per_series_png(per_series: pd.DataFrame, *, title: str, top: int = 40) -> bytes:
+    """A panel's test error per series: RMSE over the series' mean load (nRMSE), bars sized by
+    volume share, the worst ``top`` series first (a panel of 100 shows its 40 worst)."""
+    nrmse = (per_series["rmse"] / per_series["mean_actual"].where(per_series["mean_actual"] > 0)).fillna(0.0)
+    share = per_series["volume"] / max(float(per_series["volume"].sum()), 1e-12)
+    order = nrmse.sort_values(ascending=False).index[:top]
+    figure, axis = plt.subplots(figsize=(8, max(2.5, 0.22 * len(order) + 1)))
+    shade = 0.35 + 0.65 * (share[order] / max(float(share.max()), 1e-12)).to_numpy()[::-1]
+    axis.barh([str(s) for s in order][::-1], nrmse[order].to_numpy()[::-1], color=[(0.12, 0.47, 0.71, float(a)) for a in shade])
+    axis.axvline(float((nrmse * share).sum()), color="black", linewidth=1.0, linestyle="--", label="volume-weighted")
+    axis.set_xlabel("RMSE / mean load (darker: more volume)")
+    axis.set_title(title + ("" if len(per_series) <= top else f" ({top} worst of {len(per_series)})"))
+    axis.legend(loc="lower right", fontsize="small")
+    axis.grid(alpha=0.3, axis="x")
     return figure_png(figure)

@@ -202,6 +202,10 @@ class Tracker:
         frame.to_parquet(buffer, index=False)
         self.log_bytes(buffer.getvalue(), artifact_path)
 
+    def log_folder(self, directory: Path, artifact_path: str) -> None:
+        """Log every file under ``directory`` below ``artifact_path``."""
+        mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
     def log_text(self, text: str, artifact_path: str) -> None:
         mlflow.log_text(text, artifact_path)
 

@@ -169,7 +169,9 @@ def test_unknown_series_is_refused(panel) -> None:
         model.predict({s: sp.through_test for s, sp in splits.items()}, {s: sp.test_origins for s, sp in splits.items()})
 
 
-def test_train_global_command_backtests_and_saves(panel, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_train_global_command_backtests_saves_and_tracks(panel, tmp_path: Path, monkeypatch, capsys, mlflow_client_env: str) -> None:
+    from mlflow.tracking import MlflowClient
+
     from pipelines.cli import main
 
     folder = Path(next(iter(panel.files.values()))).parent
@@ -186,6 +188,17 @@ def test_train_global_command_backtests_and_saves(panel, tmp_path: Path, monkeyp
     saved = GlobalBoostedModel.load(tmp_path / "model")
     assert saved.codes_ == {"plant_000": 0, "plant_001": 1, "plant_002": 2} and saved.train_origin_every == "6h"
     assert (tmp_path / "model" / "per_series_test_metrics.csv").is_file()
+    # one MLflow run on the real server: parameters, the aggregate, the per-series table and plot, the saved model
+    client = MlflowClient(mlflow_client_env)
+    experiment = client.get_experiment_by_name(load_config(config).tracking.experiment)
+    runs = client.search_runs([experiment.experiment_id], "tags.kind = 'global'", order_by=["attributes.start_time DESC"], max_results=1)
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.data.tags["series"] == "3" and run.data.tags["model_type"] == "lightgbm"
+    metrics = json.loads((tmp_path / "model" / "test_metrics.json").read_text())
+    assert run.data.metrics["volume_weighted_rmse"] == pytest.approx(metrics["volume_weighted_rmse"])
+    assert run.data.params["train_origin_every"] == "6h" and run.data.params["model.params.n_estimators"] == "30"
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "global_model")}
+    assert {"per_series_test_metrics.csv", "per_series_nrmse.png", "global_model/global.json", "global_model/model.txt"} <= logged
 
 
 @pytest.mark.parametrize(("kind", "weights_by"), [("voting", "panel"), ("stacking", "series")])

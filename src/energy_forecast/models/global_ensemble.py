@@ -55,6 +55,8 @@ GLOBAL_FAMILIES = ("lightgbm", "xgboost")
 """Families that train one model across a panel."""
 WeightsBy = Literal["panel", "series"]
 _KEYS = [SERIES_ID, ORIGIN, STEP, TIMESTAMP]
+_PANEL_META = ("meta_learner {!r} is not supported on a panel; use nnls_shrunk (no intercept: an intercept in one plant's unit is "
+               "wrong for every other plant)")
 
 
 def _weights(kind: str, params: VotingParams | StackingParams, predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
@@ -70,8 +72,7 @@ def _weights(kind: str, params: VotingParams | StackingParams, predictions: np.n
         return weights / weights.sum()
     assert isinstance(params, StackingParams)
     if params.meta_learner != "nnls_shrunk":
-        raise ValueError(f"stacking on a panel: meta_learner {params.meta_learner!r} is not supported; use nnls_shrunk (no intercept: "
-                         "an intercept in one plant's unit is wrong for every other plant)")
+        raise ValueError(f"model.params.{_PANEL_META.format(params.meta_learner)}")
     shrinkage = params.shrinkage
     if shrinkage is None:
         shrinkage = choose_shrinkage(predictions, actual, groups)[0] if groups is not None and len(np.unique(groups)) > 1 else 0.1
@@ -130,14 +131,8 @@ class GlobalEnsemble:
         train_origin_every: str | None = None,
         dtype: str = "float32",
     ) -> None:
-        if kind not in ("voting", "stacking"):
-            raise ValueError(f"panel ensembles are voting or stacking, not {kind!r}")
-        params_class = VotingParams if kind == "voting" else StackingParams
         self.kind = kind
-        self.params = params if isinstance(params, params_class) else params_class.model_validate(dict(params))  # type: ignore[arg-type]
-        for position, member in enumerate(self.params.members):
-            if member.type not in GLOBAL_FAMILIES:
-                raise ValueError(f"model.params.members.{position}.type: {member.type!r} has no global model; panel members are {' or '.join(GLOBAL_FAMILIES)}")
+        self.params = self.check_params(kind, params)
         self.problem = problem
         self.weights_by: WeightsBy = weights_by
         self.members = [
@@ -147,6 +142,24 @@ class GlobalEnsemble:
         self.member_names = [f"{m.type}_{i}" for i, m in enumerate(self.params.members)]
         self.weights_: dict[str, np.ndarray] = {}
         self.validation_rmse_: dict[str, float] = {}
+
+    @staticmethod
+    def check_params(kind: str, params: Mapping[str, Any] | VotingParams | StackingParams) -> VotingParams | StackingParams:
+        """The ensemble's parameters validated, every member a global family.
+
+        Raises:
+            ValueError: naming the field (``model.params.members.<i>.type``).
+        """
+        if kind not in ("voting", "stacking"):
+            raise ValueError(f"model.type: panel ensembles are voting or stacking, not {kind!r}")
+        params_class = VotingParams if kind == "voting" else StackingParams
+        checked = params if isinstance(params, params_class) else params_class.model_validate(dict(params))  # type: ignore[arg-type]
+        for position, member in enumerate(checked.members):
+            if member.type not in GLOBAL_FAMILIES:
+                raise ValueError(f"model.params.members.{position}.type: {member.type!r} has no global model; panel members are {' or '.join(GLOBAL_FAMILIES)}")
+        if isinstance(checked, StackingParams) and checked.meta_learner != "nnls_shrunk":
+            raise ValueError(f"model.params.{_PANEL_META.format(checked.meta_learner)}")
+        return checked
 
     # -- fitting ---------------------------------------------------------------------------------
 
