@@ -236,7 +236,7 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"| {ensemble['plants']} | {label}{'' if delta is None else f' ({delta:+.2f} vs best member)'} | "
                          f"{ensemble['train_origin_every']} | | {ensemble['fit_seconds']:.0f} (both members) | {ensemble['peak_rss_gib']:.2f} | {rmse:.2f} | | |")
     machine = results["machine"]
-    note = (f"\n{machine['cpus']} CPUs shared with other work (load average {machine['load_average_at_start'][0]} at the start, "
+    note = (f"\n{machine['cpus']} CPUs (load average {machine['load_average_at_start'][0]} at the start, "
             f"{machine.get('load_average_at_end', ['?'])[0]} at the end), LightGBM with n_jobs={results['settings']['params']['n_jobs']}.")
     memory = results.get("memory")
     if memory:
