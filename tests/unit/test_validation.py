@@ -182,9 +182,29 @@ def test_combination_rules_beat_two_members_with_independent_errors():
     members = np.column_stack([actual + rng.normal(0, 6, 4000), actual + rng.normal(0, 5, 4000)])
     fit, held = slice(0, 2000), slice(2000, None)
     best_member = min(rmse(actual[held], members[held, i]) for i in range(2))
-    for weights in (greedy_selection(members[fit], actual[fit], 100), nnls_shrunk(members[fit], actual[fit], 0.0), nnls_shrunk(members[fit], actual[fit], 0.1)):
+    rules = (greedy_selection(members[fit], actual[fit], 100), nnls_shrunk(members[fit], actual[fit], 0.0), nnls_shrunk(members[fit], actual[fit], 0.1),
+             nnls_shrunk(members[fit], actual[fit], 0.0, sum_to_one=True), nnls_shrunk(members[fit], actual[fit], 0.1, sum_to_one=True))
+    for weights in rules:
         assert (weights > 0.2).all()
         assert rmse(actual[held], members[held] @ weights) < 0.85 * best_member
+
+
+def test_sum_to_one_stacking_is_the_best_convex_combination_and_scales_no_level():
+    """Members that both run 8 % high: free NNLS weights shrink the total below 1 to fit the
+    training rows' level; weights adding up to 1 are the least-squares convex combination (found
+    by a fine grid), and leave each member's level alone."""
+    rng = np.random.default_rng(3)
+    actual = rng.uniform(20, 150, 3000)
+    members = np.column_stack([1.08 * actual + rng.normal(0, 6, 3000), 1.08 * actual + rng.normal(0, 9, 3000)])
+    free = nnls_shrunk(members, actual, 0.0)
+    assert free.sum() < 0.97
+    convex = nnls_shrunk(members, actual, 0.0, sum_to_one=True)
+    assert convex.sum() == pytest.approx(1.0, abs=1e-12) and (convex >= 0).all()
+    grid = np.linspace(0, 1, 10001)
+    errors = [np.mean((members @ np.array([w, 1 - w]) - actual) ** 2) for w in grid]
+    assert convex[0] == pytest.approx(grid[int(np.argmin(errors))], abs=2e-4)
+    shrunk = nnls_shrunk(members, actual, 1.0, sum_to_one=True)  # strong shrinkage: toward equal weights, still adding up to 1
+    assert shrunk.sum() == pytest.approx(1.0, abs=1e-12) and abs(shrunk[0] - 0.5) < abs(convex[0] - 0.5)
 
 
 @pytest.mark.parametrize("yaml_name", ["stacking.yaml", "voting.yaml"])

@@ -15,8 +15,9 @@ How the members are combined is learned from forecasts no member trained on:
 * with a plain ``fit(history, validation)``, inline members train on the history only and the
   combination is learned on the validation period (members from YAMLs early-stop on it).
 
-* stacking: non-negative least squares, shrunk toward equal weights (``nnls_shrunk``, the
-  default; the amount is chosen by leave-one-window-out across the windows), or the older
+* stacking: non-negative least squares with weights adding up to 1, shrunk toward equal weights
+  (``nnls_shrunk``, the default; the amount is chosen by leave-one-window-out across the
+  windows; ``sum_to_one: false`` frees the total), or the older
   ``linear_positive`` / ``ridge`` meta-learners with an intercept;
 * voting: greedy ensemble selection with replacement (Caruana et al., 2004, as AutoGluon does:
   ``greedy``, the default), inverse-MSE or equal weights.
@@ -102,6 +103,12 @@ class StackingParams(EnsembleParams):
         description="nnls_shrunk: penalty on the distance from equal weights, relative to the members' mean square "
         "forecast; null: chosen by leave-one-window-out over the validation windows (0.1 with a single window)",
     )
+    sum_to_one: bool = Field(
+        True,
+        description="nnls_shrunk: weights that add up to 1 (a convex combination, so no member's level is scaled); false: "
+        "any non-negative weights. Measured on the steel data: unconstrained weights summed to 1.05 and cost 0.38 kWh of "
+        "December day-ahead RMSE (README)",
+    )
     ridge_alpha: float = Field(1.0, gt=0)
 
 
@@ -134,29 +141,43 @@ def greedy_selection(predictions: np.ndarray, actual: np.ndarray, rounds: int) -
     return counts / rounds
 
 
-def nnls_shrunk(predictions: np.ndarray, actual: np.ndarray, shrinkage: float) -> np.ndarray:
+SUM_TO_ONE_PENALTY = 1e6
+"""Weight of the row that asks the weights to add up to 1, relative to the data rows (then normalised exactly)."""
+
+
+def nnls_shrunk(predictions: np.ndarray, actual: np.ndarray, shrinkage: float, sum_to_one: bool = False) -> np.ndarray:
     """Non-negative least squares, no intercept, penalised by ``shrinkage`` x (mean square forecast)
-    x n x ||w - equal||²: 0 is plain NNLS, large values give equal weights."""
+    x n x ||w - equal||²: 0 is plain NNLS, large values give equal weights. ``sum_to_one``: the
+    weights also add up to 1 (a convex combination), enforced by one heavily weighted row of ones
+    (scipy's NNLS has no equality constraint) and then normalised exactly."""
     from scipy.optimize import nnls
 
     rows, members = predictions.shape
     equal = np.full(members, 1.0 / members)
-    if shrinkage == 0:
-        return nnls(predictions, actual)[0]
-    scale = np.sqrt(shrinkage * rows * np.mean(predictions**2))
-    design = np.vstack([predictions, scale * np.eye(members)])
-    target = np.concatenate([actual, scale * equal])
-    return nnls(design, target)[0]
+    power = rows * np.mean(predictions**2)
+    blocks, targets = [predictions], [actual]
+    if shrinkage > 0:
+        scale = np.sqrt(shrinkage * power)
+        blocks.append(scale * np.eye(members))
+        targets.append(scale * equal)
+    if sum_to_one:
+        weight = np.sqrt(SUM_TO_ONE_PENALTY * power)
+        blocks.append(np.full((1, members), weight))
+        targets.append(np.array([weight]))
+    weights = nnls(np.vstack(blocks), np.concatenate(targets))[0] if len(blocks) > 1 else nnls(predictions, actual)[0]
+    return weights / weights.sum() if sum_to_one and weights.sum() > 0 else weights
 
 
-def choose_shrinkage(predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray) -> tuple[float, dict[float, float]]:
+def choose_shrinkage(
+    predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray, sum_to_one: bool = False
+) -> tuple[float, dict[float, float]]:
     """The shrinkage of :data:`SHRINKAGE_GRID` with the lowest leave-one-window-out RMSE."""
     scores = {}
     for shrinkage in SHRINKAGE_GRID:
         squared = []
         for group in np.unique(groups):
             held = groups == group
-            weights = nnls_shrunk(predictions[~held], actual[~held], shrinkage)
+            weights = nnls_shrunk(predictions[~held], actual[~held], shrinkage, sum_to_one)
             squared.append((predictions[held] @ weights - actual[held]) ** 2)
         scores[shrinkage] = float(np.sqrt(np.mean(np.concatenate(squared))))
     return min(scores, key=lambda k: (scores[k], -k)), scores
@@ -299,7 +320,7 @@ class _Ensemble(Forecaster):
 class StackingForecaster(_Ensemble):
     name = "stacking"
     params_class = StackingParams
-    approach = "stacking: non-negative weights fitted on the members' out-of-sample forecasts, shrunk toward equal weights"
+    approach = "stacking: non-negative weights adding up to 1, fitted on the members' out-of-sample forecasts, shrunk toward equal weights"
     params: StackingParams
 
     intercept_: float = 0.0
@@ -310,11 +331,11 @@ class StackingForecaster(_Ensemble):
         if self.params.meta_learner == "nnls_shrunk":
             shrinkage, extra = self.params.shrinkage, ""
             if shrinkage is None and groups is not None and len(np.unique(groups)) > 1:
-                shrinkage, scores = choose_shrinkage(predictions, actual, groups)
+                shrinkage, scores = choose_shrinkage(predictions, actual, groups, self.params.sum_to_one)
                 extra = f" (leave-one-window-out RMSE by shrinkage: { {k: round(v, 3) for k, v in scores.items()} })"
             self.shrinkage_ = 0.1 if shrinkage is None else shrinkage
-            self.weights_, self.intercept_ = nnls_shrunk(predictions, actual, self.shrinkage_), 0.0
-            self._log_weights("non-negative weights", f", shrinkage {self.shrinkage_}{extra}")
+            self.weights_, self.intercept_ = nnls_shrunk(predictions, actual, self.shrinkage_, self.params.sum_to_one), 0.0
+            self._log_weights("non-negative weights" + (" adding up to 1" if self.params.sum_to_one else ""), f", shrinkage {self.shrinkage_}{extra}")
             return
         from sklearn.linear_model import LinearRegression, Ridge
 

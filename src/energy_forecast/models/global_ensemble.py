@@ -75,8 +75,8 @@ def _weights(kind: str, params: VotingParams | StackingParams, predictions: np.n
         raise ValueError(f"model.params.{_PANEL_META.format(params.meta_learner)}")
     shrinkage = params.shrinkage
     if shrinkage is None:
-        shrinkage = choose_shrinkage(predictions, actual, groups)[0] if groups is not None and len(np.unique(groups)) > 1 else 0.1
-    return nnls_shrunk(predictions, actual, shrinkage)
+        shrinkage = choose_shrinkage(predictions, actual, groups, params.sum_to_one)[0] if groups is not None and len(np.unique(groups)) > 1 else 0.1
+    return nnls_shrunk(predictions, actual, shrinkage, params.sum_to_one)
 
 
 def panel_weights(
