@@ -148,12 +148,9 @@ def run_per_plant_models(plants: int, origin_every: str) -> dict[str, Any]:
 
 def run_ensembles(plants: int, origin_every: str) -> dict[str, Any]:
     """Voting (panel / per-plant weights) and stacking over a global LightGBM and XGBoost, and each member, on the same December rows."""
-    import numpy as np
-
     from energy_forecast.frames import PREDICTION
     from energy_forecast.models.ensembles import StackingParams
-    from energy_forecast.models.global_boosted import fit_scales
-    from energy_forecast.models.global_ensemble import GlobalEnsemble, panel_weights
+    from energy_forecast.models.global_ensemble import GlobalEnsemble, panel_weights, volume_row_scale
     from energy_forecast.panel_backtest import SERIES_ID, attach_panel_actuals, score_panel, split_panel
 
     panel, config, problem = _setup(plants)
@@ -168,9 +165,8 @@ def run_ensembles(plants: int, origin_every: str) -> dict[str, Any]:
     # the validation forecasts again, for the other weightings (the members are not refitted)
     validation = attach_panel_actuals(ensemble.member_forecasts({s: sp.through_validation for s, sp in splits.items()},
                                                                 {s: sp.validation_origins for s, sp in splits.items()}), panel.series, problem.target)
-    means = {sid: cols[problem.target].scale for sid, cols in fit_scales(histories, problem, "mean").items()}
     ids = validation[SERIES_ID].to_numpy()
-    row_scale = np.sqrt(np.array([means[str(sid)] for sid in ids]))
+    row_scale = volume_row_scale(histories, problem, ids)
     predictions, actual = validation[ensemble.member_names].to_numpy(dtype="float64"), validation["actual"].to_numpy(dtype="float64")
     weightings = {
         "voting, panel weights": ensemble.weights_,

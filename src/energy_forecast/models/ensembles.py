@@ -183,6 +183,30 @@ def choose_shrinkage(
     return min(scores, key=lambda k: (scores[k], -k)), scores
 
 
+def voting_weights(params: VotingParams, predictions: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Voting's weights (adding up to 1) from out-of-sample ``predictions`` (rows x members)."""
+    if params.weighting == "equal":
+        weights = np.ones(predictions.shape[1])
+    elif params.weighting == "greedy":
+        weights = greedy_selection(predictions, actual, params.selection_rounds)
+    else:
+        mse = np.mean((predictions - actual[:, None]) ** 2, axis=0)
+        weights = 1.0 / np.maximum(mse, 1e-12)
+    return weights / weights.sum()
+
+
+def stacking_nnls_weights(
+    params: StackingParams, predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray | None
+) -> tuple[np.ndarray, float, dict[float, float]]:
+    """``nnls_shrunk`` stacking: weights, the shrinkage used (the YAML's; else chosen by leaving out
+    one group of ``groups`` at a time; else 0.1) and the held-out RMSE by shrinkage when chosen."""
+    shrinkage, scores = params.shrinkage, {}
+    if shrinkage is None and groups is not None and len(np.unique(groups)) > 1:
+        shrinkage, scores = choose_shrinkage(predictions, actual, groups, params.sum_to_one)
+    shrinkage = 0.1 if shrinkage is None else shrinkage
+    return nnls_shrunk(predictions, actual, shrinkage, params.sum_to_one), shrinkage, scores
+
+
 class _Ensemble(Forecaster):
     params: EnsembleParams
     windowed = True
@@ -329,12 +353,9 @@ class StackingForecaster(_Ensemble):
 
     def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray | None) -> None:
         if self.params.meta_learner == "nnls_shrunk":
-            shrinkage, extra = self.params.shrinkage, ""
-            if shrinkage is None and groups is not None and len(np.unique(groups)) > 1:
-                shrinkage, scores = choose_shrinkage(predictions, actual, groups, self.params.sum_to_one)
-                extra = f" (leave-one-window-out RMSE by shrinkage: { {k: round(v, 3) for k, v in scores.items()} })"
-            self.shrinkage_ = 0.1 if shrinkage is None else shrinkage
-            self.weights_, self.intercept_ = nnls_shrunk(predictions, actual, self.shrinkage_, self.params.sum_to_one), 0.0
+            self.weights_, self.shrinkage_, scores = stacking_nnls_weights(self.params, predictions, actual, groups)
+            self.intercept_ = 0.0
+            extra = f" (leave-one-window-out RMSE by shrinkage: { {k: round(v, 3) for k, v in scores.items()} })" if scores else ""
             self._log_weights("non-negative weights" + (" adding up to 1" if self.params.sum_to_one else ""), f", shrinkage {self.shrinkage_}{extra}")
             return
         from sklearn.linear_model import LinearRegression, Ridge
@@ -367,14 +388,7 @@ class VotingForecaster(_Ensemble):
     params: VotingParams
 
     def _learn_combination(self, predictions: np.ndarray, actual: np.ndarray, groups: np.ndarray | None) -> None:
-        if self.params.weighting == "equal":
-            weights = np.ones(len(self.members))
-        elif self.params.weighting == "greedy":
-            weights = greedy_selection(predictions, actual, self.params.selection_rounds)
-        else:
-            mse = np.mean((predictions - actual[:, None]) ** 2, axis=0)
-            weights = 1.0 / np.maximum(mse, 1e-12)
-        self.weights_ = weights / weights.sum()
+        self.weights_ = voting_weights(self.params, predictions, actual)
         self._log_weights("weights")
 
     def _combine(self, predictions: np.ndarray) -> np.ndarray:

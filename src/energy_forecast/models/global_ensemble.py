@@ -38,16 +38,10 @@ import pandas as pd
 
 from energy_forecast.config import ForecastProblem
 from energy_forecast.frames import ORIGIN, PREDICTION, STEP, TIMESTAMP
-from energy_forecast.models.ensembles import (
-    StackingParams,
-    VotingParams,
-    choose_shrinkage,
-    greedy_selection,
-    nnls_shrunk,
-)
+from energy_forecast.models.ensembles import StackingParams, VotingParams, stacking_nnls_weights, voting_weights
 from energy_forecast.models.global_boosted import SERIES_ID, GlobalBoostedModel, fit_scales
 
-__all__ = ["GLOBAL_FAMILIES", "GlobalEnsemble", "WeightsBy", "load_global_model", "panel_weights"]
+__all__ = ["GLOBAL_FAMILIES", "GlobalEnsemble", "WeightsBy", "load_global_model", "panel_weights", "volume_row_scale"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,20 +57,11 @@ def _weights(kind: str, params: VotingParams | StackingParams, predictions: np.n
     """One set of member weights from out-of-sample ``predictions`` (rows x members)."""
     if kind == "voting":
         assert isinstance(params, VotingParams)
-        if params.weighting == "equal":
-            weights = np.ones(predictions.shape[1])
-        elif params.weighting == "greedy":
-            weights = greedy_selection(predictions, actual, params.selection_rounds)
-        else:
-            weights = 1.0 / np.maximum(np.mean((predictions - actual[:, None]) ** 2, axis=0), 1e-12)
-        return weights / weights.sum()
+        return voting_weights(params, predictions, actual)
     assert isinstance(params, StackingParams)
     if params.meta_learner != "nnls_shrunk":
         raise ValueError(f"model.params.{_PANEL_META.format(params.meta_learner)}")
-    shrinkage = params.shrinkage
-    if shrinkage is None:
-        shrinkage = choose_shrinkage(predictions, actual, groups, params.sum_to_one)[0] if groups is not None and len(np.unique(groups)) > 1 else 0.1
-    return nnls_shrunk(predictions, actual, shrinkage, params.sum_to_one)
+    return stacking_nnls_weights(params, predictions, actual, groups)[0]
 
 
 def panel_weights(
@@ -107,6 +92,12 @@ def panel_weights(
     if by == "panel":
         return {"*": _weights(kind, params, scaled_p, scaled_a, ids)}
     return {str(sid): _weights(kind, params, scaled_p[ids == sid], scaled_a[ids == sid], None) for sid in np.unique(ids)}
+
+
+def volume_row_scale(histories: Mapping[str, pd.DataFrame], problem: ForecastProblem, ids: np.ndarray) -> np.ndarray:
+    """Each row's ``row_scale`` for :func:`panel_weights`: the square root of its series' training mean."""
+    means = {sid: cols[problem.target].scale for sid, cols in fit_scales(histories, problem, "mean").items()}
+    return np.sqrt(np.array([means[str(sid)] for sid in ids], dtype="float64"))
 
 
 class GlobalEnsemble:
@@ -175,8 +166,7 @@ class GlobalEnsemble:
         forecasts = self.member_forecasts(frames, origins)
         ids = forecasts[SERIES_ID].to_numpy()
         actual = _actuals(forecasts, frames, self.problem.target)
-        means = {sid: cols[self.problem.target].scale for sid, cols in fit_scales(histories, self.problem, "mean").items()}
-        row_scale = np.sqrt(np.array([means[str(sid)] for sid in ids], dtype="float64"))
+        row_scale = volume_row_scale(histories, self.problem, ids)
         predictions = forecasts[self.member_names].to_numpy(dtype="float64")
         self.weights_ = panel_weights(self.kind, self.params, predictions, actual, ids, row_scale, self.weights_by)  # type: ignore[arg-type]
         combined = self._combine(predictions, ids)
