@@ -53,6 +53,16 @@ def nowcast_overrides() -> dict[str, Any]:
     return {"task": str((TRAINING / nowcast["task"]).resolve()), "features": nowcast["features"], "split": nowcast.get("split", {})}
 
 
+def config_for(config_name: str, task: str) -> tuple[Path, dict[str, Any] | None]:
+    """The YAML (and overrides) one model is benchmarked with: for the nowcast, the model's own
+    ``<name>_nowcast.yaml`` where there is one (its tuned parameters), else its day-ahead YAML with
+    the nowcast task and recipe of ``xgboost_nowcast.yaml``."""
+    if task != "nowcast":
+        return TRAINING / f"{config_name}.yaml", None
+    own = TRAINING / f"{config_name}_nowcast.yaml"
+    return (own, None) if own.exists() else (TRAINING / f"{config_name}.yaml", nowcast_overrides())
+
+
 def one(config_name: str, task: str, saved: Path | None = None) -> dict[str, Any]:
     """Evaluate one config on one task in this process; peak RSS is this process's.
 
@@ -64,8 +74,7 @@ def one(config_name: str, task: str, saved: Path | None = None) -> dict[str, Any
     from energy_forecast.models import create_model, load_forecaster
     from energy_forecast.training import evaluate, load_config, member_configs
 
-    overrides = nowcast_overrides() if task == "nowcast" else None
-    config = load_config(TRAINING / f"{config_name}.yaml", overrides)
+    config = load_config(*config_for(config_name, task))
     model = create_model(config.model, config.problem)
     members = member_configs(config)
     if saved is not None and members:

@@ -472,6 +472,7 @@ class SplitConfig(StrictModel):
 
 
 CalendarFeature = Literal["slot_of_day", "hour", "day_of_week", "is_weekend", "day_of_year", "month"]
+RollingStat = Literal["mean", "max", "min", "std", "steps_since_max", "run"]
 
 
 class FeatureConfig(StrictModel):
@@ -495,7 +496,13 @@ class FeatureConfig(StrictModel):
         "(a smoothed same-slot profile; L may be a duration); L must be >= horizon",
     )
     rolling_windows: list[Steps] = Field(
-        default=[16, 96, 672], description="means of the last w target values (or a duration: 4h, 1d) before the origin"
+        default=[16, 96, 672], description="windows of the last w target values (or a duration: 4h, 1d) before the origin"
+    )
+    rolling_stats: list[RollingStat] = Field(
+        default=["mean"],
+        description="what each rolling window gives: mean, max, min, std, steps_since_max (steps back from the last value "
+        "to the window's peak: where a batch cycle stands) and run (how many of the latest values lie on the same side of "
+        "the window's mean, positive above it, negative at or below)",
     )
     past_covariate_lags: list[Steps] = Field(
         default=[1, 96], description="past covariate values k steps (or a duration) before the origin"

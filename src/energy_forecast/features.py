@@ -12,6 +12,8 @@ feature                     value                                     reads posi
 ``target_lag{L}``           target L steps before the forecast stamp  ``t - L``, L >= horizon
 ``target_mean_lag{L}x{n}``  mean of the target at L, 2L, … nL before  ``t - iL``, L >= horizon
 ``target_mean{w}_origin``   mean of the w target values before o      ``o - w .. o - 1``
+``target_{stat}{w}_origin`` max, min, std, steps_since_max, run of     ``o - w .. o - 1``
+                            the same window (``rolling_stats``)
 ``{past}_lag{k}_origin``    past covariate k steps before the origin  ``o - k``, k >= 1
 ``target_diff{k}_origin``   last value minus the value k before it    ``o - 1``, ``o - 1 - k``
 ``..._change``              a seasonal lag or mean at the stamp minus  ``t - L``, ``o - 1 - L``
@@ -67,6 +69,27 @@ def _codes(column: pd.Series) -> np.ndarray:
         codes[codes < 0] = np.nan
         return codes
     return column.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _rolling_stats(y: np.ndarray, positions: np.ndarray, w: int, stats: list[str]) -> dict[str, np.ndarray]:
+    """Each statistic of the ``w`` values before each origin position (``y[p - w : p]``)."""
+    cumulative = np.concatenate([[0.0], np.cumsum(y)])
+    mean = (cumulative[positions] - cumulative[positions - w]) / w
+    out: dict[str, np.ndarray] = {"mean": mean} if "mean" in stats else {}
+    if set(stats) <= {"mean"}:
+        return out
+    window = np.lib.stride_tricks.sliding_window_view(y, w)[positions - w]  # row i: the w values before positions[i]
+    for stat in stats:
+        if stat in ("max", "min", "std"):
+            out[stat] = getattr(window, stat)(axis=1)
+        elif stat == "steps_since_max":
+            out[stat] = (w - 1 - window.argmax(axis=1)).astype("float64")
+        elif stat == "run":
+            above = window[:, ::-1] > mean[:, None]  # the latest value first
+            changed = above != above[:, :1]
+            length = np.where(changed.any(axis=1), changed.argmax(axis=1), w).astype("float64")
+            out[stat] = np.where(above[:, 0], length, -length)
+    return out
 
 
 def _calendar(stamps: pd.DatetimeIndex, wanted: list[str]) -> dict[str, np.ndarray]:
@@ -167,10 +190,9 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: F
             before = np.mean([y[same_slot.source(origin_pos - 1, lag * i, origin_pos)] for i in range(1, count + 1)], axis=0)
             columns[f"{name}_change"] = columns[name] - before
             columns[f"{name}_last_plus_change"] = last + columns[f"{name}_change"]
-    if recipe.rolling_windows:
-        cumulative = np.concatenate([[0.0], np.cumsum(y)])
-        for w in recipe.rolling_windows:
-            columns[f"target_mean{w}_origin"] = (cumulative[origin_pos] - cumulative[origin_pos - w]) / w
+    for w in recipe.rolling_windows:
+        for stat, values in _rolling_stats(y, positions, w, recipe.rolling_stats).items():
+            columns[f"target_{stat}{w}_origin"] = np.repeat(values, horizon)
     for name in problem.past_covariates:
         values = _codes(frame[name])
         for k in recipe.past_covariate_lags:

@@ -133,9 +133,28 @@ def test_when_an_origin_lacks_history_or_room_then_it_is_rejected(frame, spec):
 @pytest.fixture
 def nowcast_spec(spec) -> ForecastProblem:
     recipe = spec.features.model_copy(
-        update={"origin_differences": [1, 3], "future_lags": [1, 2], "seasonal_changes": True, "relative_to_last": True}
+        update={
+            "origin_differences": [1, 3], "future_lags": [1, 2], "seasonal_changes": True, "relative_to_last": True,
+            "rolling_stats": ["mean", "max", "min", "std", "steps_since_max", "run"],
+        }
     )
     return problem_with(FeatureConfig.model_validate(recipe.model_dump()))
+
+
+def naive_run(window: np.ndarray) -> int:
+    """How many of the latest values lie on the last value's side of the window mean, signed by that side."""
+    above = [value > window.mean() for value in window]
+    length = 0
+    for side in reversed(above):
+        if side != above[-1]:
+            break
+        length += 1
+    return length if above[-1] else -length
+
+
+def test_when_a_run_is_counted_then_it_is_signed_by_the_side_of_the_mean():
+    assert naive_run(np.array([0.0, 0, 0, 0, 9, 9])) == 2 and naive_run(np.array([9.0, 9, 0, 0, 0, 0])) == -4
+    assert naive_run(np.array([1.0, 1, 1])) == -3  # all at the mean: at or below it, the whole window
 
 
 def test_when_nowcast_features_are_built_then_each_matches_a_naive_reference(frame, nowcast_spec):
@@ -155,6 +174,11 @@ def test_when_nowcast_features_are_built_then_each_matches_a_naive_reference(fra
         assert features["target_mean_lag96x3_change"] == pytest.approx(profile_then - profile_last)
         assert features["Load_Type_lag1"] == codes[t - 1] and features["Load_Type_lag2"] == codes[t - 2]
         assert matrix.offset[row] == y[o - 1]
+        window = y[o - 8 : o]
+        assert features["target_max8_origin"] == window.max() and features["target_min8_origin"] == window.min()
+        assert features["target_std8_origin"] == pytest.approx(window.std())
+        assert features["target_steps_since_max8_origin"] == 7 - int(np.argmax(window))
+        assert features["target_run8_origin"] == naive_run(window)
     assert nowcast_spec.features.lookback == 673  # the 7-day change reads one step before the origin, a week back
 
 
