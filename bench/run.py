@@ -55,7 +55,7 @@ def nowcast_overrides() -> dict[str, Any]:
 
 def config_for(config_name: str, task: str) -> tuple[Path, dict[str, Any] | None]:
     """The YAML (and overrides) one model is benchmarked with: for the nowcast, the model's own
-    ``<name>_nowcast.yaml`` where there is one (its tuned parameters), else its day-ahead YAML with
+    ``<name>_nowcast.yaml`` where there is one (parameters chosen for the nowcast), else its day-ahead YAML with
     the nowcast task and recipe of ``xgboost_nowcast.yaml``."""
     if task != "nowcast":
         return TRAINING / f"{config_name}.yaml", None
