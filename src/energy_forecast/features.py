@@ -71,9 +71,9 @@ def _codes(column: pd.Series) -> np.ndarray:
     return column.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _rolling_stats(y: np.ndarray, positions: np.ndarray, w: int, stats: list[str]) -> dict[str, np.ndarray]:
-    """Each statistic of the ``w`` values before each origin position (``y[p - w : p]``)."""
-    cumulative = np.concatenate([[0.0], np.cumsum(y)])
+def _rolling_stats(y: np.ndarray, cumulative: np.ndarray, positions: np.ndarray, w: int, stats: list[str]) -> dict[str, np.ndarray]:
+    """Each statistic of the ``w`` values before each origin position (``y[p - w : p]``);
+    ``cumulative`` is ``y``'s running sum with a leading 0, computed once for every window."""
     mean = (cumulative[positions] - cumulative[positions - w]) / w
     out: dict[str, np.ndarray] = {"mean": mean} if "mean" in stats else {}
     if set(stats) <= {"mean"}:
@@ -190,9 +190,11 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: F
             before = np.mean([y[same_slot.source(origin_pos - 1, lag * i, origin_pos)] for i in range(1, count + 1)], axis=0)
             columns[f"{name}_change"] = columns[name] - before
             columns[f"{name}_last_plus_change"] = last + columns[f"{name}_change"]
-    for w in recipe.rolling_windows:
-        for stat, values in _rolling_stats(y, positions, w, recipe.rolling_stats).items():
-            columns[f"target_{stat}{w}_origin"] = np.repeat(values, horizon)
+    if recipe.rolling_windows:
+        cumulative = np.concatenate([[0.0], np.cumsum(y)])
+        for w in recipe.rolling_windows:
+            for stat, values in _rolling_stats(y, cumulative, positions, w, recipe.rolling_stats).items():
+                columns[f"target_{stat}{w}_origin"] = np.repeat(values, horizon)
     for name in problem.past_covariates:
         values = _codes(frame[name])
         for k in recipe.past_covariate_lags:
