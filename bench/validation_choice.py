@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TRAINING = PROJECT_DIR / "configs" / "training"
@@ -37,6 +36,7 @@ def _rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def measure(task: str, threads: int | None = None, families: list[str] | None = None) -> dict[str, Any]:
+    from bench.run import nowcast_overrides
     from energy_forecast.backtest import attach_actuals, split_series
     from energy_forecast.data import load_series
     from energy_forecast.models import ValidationData, create_model
@@ -45,8 +45,7 @@ def measure(task: str, threads: int | None = None, families: list[str] | None = 
 
     overrides: dict[str, Any] = {"split": {"validation_windows": 3, "refit": False}}
     if task == "nowcast":
-        nowcast = yaml.safe_load((TRAINING / "xgboost_nowcast.yaml").read_text())
-        overrides |= {"task": str((TRAINING / nowcast["task"]).resolve()), "features": nowcast["features"]}
+        overrides |= {k: v for k, v in nowcast_overrides().items() if k != "split"}  # this study sets the split itself
     families = families or FAMILIES
     results: dict[str, Any] = {"task": task, "windows": 3, "models": {}, "families": families}
     oow, tests = {}, {}
