@@ -579,15 +579,21 @@ def test_two_replayed_days_in_the_s3_landing_prefix_become_forecast_rows_in_post
     ops = stack.s3("ops")
     processed = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="landing/processed/").get("Contents", [])]
     assert len(processed) == 2, processed
-    plots: list[str] = []
-    for _ in range(24):  # the run stores the rows first, then uploads the plot
-        plots = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="plots/").get("Contents", [])]
-        if any("2018-12-03" in key or "20181203" in key for key in plots):
-            break
-        time.sleep(5)
+    # the run stores the rows first, then uploads the plot, then hands its output to the S3 IO manager
+    plots = keys_once_present(ops, "plots/", lambda key: "2018-12-03" in key or "20181203" in key)
     assert any("2018-12-03" in key or "20181203" in key for key in plots), plots
-    io = [item["Key"] for item in ops.list_objects_v2(Bucket="ops", Prefix="dagster-io/").get("Contents", [])]
-    assert any("daily_forecast" in key for key in io), io  # asset outputs through the S3 IO manager
+    io = keys_once_present(ops, "dagster-io/", lambda key: "daily_forecast/2018-12-03" in key)
+    assert any("daily_forecast/2018-12-03" in key for key in io), io  # asset outputs through the S3 IO manager
+
+
+def keys_once_present(client, prefix: str, wanted, timeout: float = 120) -> list[str]:
+    """The keys under s3://ops/<prefix>, listed until one is ``wanted`` or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        keys = [item["Key"] for item in client.list_objects_v2(Bucket="ops", Prefix=prefix).get("Contents", [])]
+        if any(wanted(key) for key in keys) or time.monotonic() > deadline:
+            return keys
+        time.sleep(5)
 
 
 def test_a_failed_run_reaches_the_alert_webhook_as_json(stack, training_run):
