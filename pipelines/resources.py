@@ -40,9 +40,9 @@ class MlflowTracking(dg.ConfigurableResource):
     _owner: str | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if context.dagster_run is None:  # a sensor or a schedule: no owner
+        if context.run is None:  # a sensor or a schedule: no owner
             return
-        self._owner = context.dagster_run.run_id
+        self._owner = context.run.run_id
         if context.instance is None:
             return
         log = context.log or logging.getLogger(__name__)

@@ -115,11 +115,11 @@ def forecast_definitions(operations: OperationsConfig) -> dict[str, list]:
         return dg.Output(result, metadata=metadata)
 
     forecast_job = dg.define_asset_job(
-        FORECAST_JOB, selection=dg.AssetSelection.assets(daily_forecast), partitions_def=partitions,
+        FORECAST_JOB, selection=dg.AssetSelection.assets(daily_forecast),
         description="Forecast one day with the champion (a partition per day).",
     )
     accuracy_job = dg.define_asset_job(
-        ACCURACY_JOB, selection=dg.AssetSelection.assets(forecast_accuracy), partitions_def=partitions,
+        ACCURACY_JOB, selection=dg.AssetSelection.assets(forecast_accuracy),
         description="Score one day's forecast against its actuals.",
     )
 

@@ -217,7 +217,7 @@ def _merge(requests: list[tuple[pd.Timestamp, pd.DataFrame]], problem: ForecastP
         if distinct[TIMESTAMP].duplicated().any():
             return None
         parts.append(distinct.set_index(TIMESTAMP))
-    merged = pd.concat(parts, axis=1)
+    merged = pd.concat(parts, axis=1, sort=True)
     grid = pd.date_range(merged.index.min(), merged.index.max(), freq=problem.step, name=TIMESTAMP)
     merged = merged.reindex(grid)
     return Batch(merged[[problem.target, *(c.name for c in problem.inputs)]], origins)

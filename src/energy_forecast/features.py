@@ -57,9 +57,9 @@ class FeatureMatrix:
     """``origin``, ``step`` and ``timestamp`` of each row."""
     y: np.ndarray
     """Target at each row's stamp; NaN where the frame has no value there yet."""
-    offset: np.ndarray | None = None
-    """With ``relative_to_last``: the last value before each row's origin; the model learns
-    ``y - offset`` and adds it back."""
+    last: np.ndarray
+    """The last value before each row's origin: a model that learns the change from it
+    (``relative_to_last``, or the model's ``learn_change``) learns ``y - last`` and adds it back."""
 
 
 def _codes(column: pd.Series) -> np.ndarray:
@@ -220,5 +220,4 @@ def build_features(frame: pd.DataFrame, origins: pd.DatetimeIndex, *, problem: F
     keys = pd.DataFrame(
         {ORIGIN: frame.index[origin_pos], STEP: step, TIMESTAMP: stamps}
     )
-    offset = last if recipe.relative_to_last else None
-    return FeatureMatrix(X=pd.DataFrame(columns, dtype="float64"), keys=keys, y=y[stamp_pos], offset=offset)
+    return FeatureMatrix(X=pd.DataFrame(columns, dtype="float64"), keys=keys, y=y[stamp_pos], last=last)

@@ -60,7 +60,7 @@ def plant_features(site: str, plant: pd.DataFrame, sites: list[str]) -> pd.DataF
     frame["lag_7d"] = scaled.shift(7 * DAY)
     frame["mean_prev_day"] = scaled.shift(DAY).rolling(DAY).mean()
     frame["slot"] = (plant.index.hour * 4 + plant.index.minute // 15).astype("float32")
-    frame["weekday"] = plant.index.dayofweek.astype("float32")
+    frame["weekday"] = plant.index.day_of_week.astype("float32")
     frame["load_type"] = pd.Categorical(plant["Load_Type"].astype(str), categories=["Light_Load", "Medium_Load", "Maximum_Load"]).codes.astype("float32")
     assert (frame["load_type"] >= 0).all(), f"{site}: a Load_Type outside the three known kinds"
     frame["site"] = pd.Categorical([site] * len(frame), categories=sites)

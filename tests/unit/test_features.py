@@ -173,7 +173,7 @@ def test_when_nowcast_features_are_built_then_each_matches_a_naive_reference(fra
         profile_last = np.mean([y[o - 1 - 96 * i] for i in (1, 2, 3)])
         assert features["target_mean_lag96x3_change"] == pytest.approx(profile_then - profile_last)
         assert features["Load_Type_lag1"] == codes[t - 1] and features["Load_Type_lag2"] == codes[t - 2]
-        assert matrix.offset[row] == y[o - 1]
+        assert matrix.last[row] == y[o - 1]
         window = y[o - 8 : o]
         assert features["target_max8_origin"] == window.max() and features["target_min8_origin"] == window.min()
         assert features["target_std8_origin"] == pytest.approx(window.std())
@@ -189,7 +189,7 @@ def test_when_values_at_or_after_the_origin_change_then_no_nowcast_feature_moves
     perturbed = frame.copy()
     perturbed.loc[perturbed.index >= chosen[0], "Usage_kWh"] = -5.0
     after = build_features(perturbed, chosen[:1], problem=nowcast_spec)
-    np.testing.assert_array_equal(after.offset, before.offset[: len(after.offset)])
+    np.testing.assert_array_equal(after.last, before.last[: len(after.last)])
 
 
 def test_when_a_known_future_value_changes_then_its_lags_move_too(frame, nowcast_spec):

@@ -227,6 +227,28 @@ def test_when_saved_and_restored_then_the_contract_reproduces_the_forecast_witho
     assert type(model).__name__ not in (tmp_path / "saved" / "forecaster.json").read_text()
 
 
+def test_when_a_tree_model_learns_the_change_then_it_reaches_levels_it_never_saw_and_keeps_that_when_restored(prepared, tmp_path):
+    configs, series = prepared
+    config = configs["xgboost"]
+    assert not config.problem.features.relative_to_last  # the recipe says "level"; the model overrides it
+    split = split_series(series.frame, config.split, config.task, min_history=672)
+    shifted = split.through_test.copy()
+    origins = split.test_origins[-3:]
+    ceiling = float(split.history[config.problem.target].max())
+    shifted.loc[shifted.index >= origins[0] - pd.Timedelta(days=1), config.problem.target] += 10 * ceiling
+    forecasts = {}
+    for learn_change in (False, True):
+        model = create_model(config.model.model_copy(update={"params": {"n_estimators": 30, "learn_change": learn_change}}), config.problem)
+        model.fit(split.history)
+        forecasts[learn_change] = model.predict(shifted, origins)[PREDICTION]
+    assert forecasts[False].max() <= ceiling  # a tree's leaves hold training levels only
+    assert forecasts[True].min() > 5 * ceiling  # the last value, shifted, plus a learned change
+    model.save(tmp_path / "saved")
+    restored = load_forecaster(tmp_path / "saved")
+    assert restored.learns_change
+    pd.testing.assert_series_equal(restored.predict(shifted, origins)[PREDICTION], forecasts[True])
+
+
 def test_when_a_family_class_is_renamed_then_models_saved_before_still_load(prepared, tmp_path, monkeypatch):
     model, split = fitted(prepared, "xgboost")
     model.save(tmp_path / "saved")

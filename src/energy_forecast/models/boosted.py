@@ -31,6 +31,11 @@ class BoostedTreeParams(ModelParams):
     learning_rate: float = Field(0.05, gt=0)
     early_stopping_rounds: int | None = Field(50, gt=0, description="on the validation period; null to disable")
     log_every: int = Field(100, gt=0, description="log the validation score every N rounds")
+    learn_change: bool | None = Field(
+        None,
+        description="true: learn the change from the last value before the origin; false: learn the level; unset: as "
+        "features.relative_to_last says. Lets ensemble members that share one feature recipe learn different targets",
+    )
 
 
 class BoostedTreeForecaster(TabularForecaster):
@@ -39,7 +44,7 @@ class BoostedTreeForecaster(TabularForecaster):
     params: BoostedTreeParams
     rounds_param: ClassVar[str]
     """The library's name for the maximum number of rounds (``n_estimators``, ``iterations``)."""
-    fitting_only: ClassVar[frozenset[str]] = frozenset({"log_every", "early_stopping_rounds"})
+    fitting_only: ClassVar[frozenset[str]] = frozenset({"log_every", "early_stopping_rounds", "learn_change"})
     """Parameters that steer fitting here and are not passed to the library's estimator."""
 
     @classmethod

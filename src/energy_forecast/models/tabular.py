@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from energy_forecast.backtest import origins_between
-from energy_forecast.features import build_features
+from energy_forecast.features import FeatureMatrix, build_features
 from energy_forecast.frames import PREDICTION
 from energy_forecast.models.base import Forecaster, ValidationData
 
@@ -46,6 +46,16 @@ class TabularForecaster(Forecaster):
             horizon=self.problem.horizon, every=every, at=self.problem.origin_time, min_history=self.lookback,
         )
 
+    @property
+    def learns_change(self) -> bool:
+        """Whether the model learns the change from the last value rather than the level: the
+        model's own ``learn_change`` where it sets one, else the recipe's ``relative_to_last``."""
+        chosen = getattr(self.params, "learn_change", None)
+        return self.problem.features.relative_to_last if chosen is None else bool(chosen)
+
+    def _target(self, matrix: FeatureMatrix) -> np.ndarray:
+        return matrix.y - matrix.last if self.learns_change else matrix.y
+
     def _fit(self, history: pd.DataFrame, validation: ValidationData | None) -> None:
         origins = self.training_origins(history)
         if origins.empty:
@@ -54,19 +64,19 @@ class TabularForecaster(Forecaster):
         val_X = val_y = None
         if validation is not None:
             val = build_features(validation.frame, validation.origins, problem=self.problem)
-            val_X, val_y = val.X, val.y if val.offset is None else val.y - val.offset
+            val_X, val_y = val.X, self._target(val)
         logger.info(
             "%s: fitting on %d rows (%d origins x %d steps), %d features, on %s",
             self.name, len(train.X), len(origins), self.problem.horizon, train.X.shape[1], self.device.device,
         )
         self.feature_names_ = list(train.X.columns)
-        self._fit_matrix(train.X, train.y if train.offset is None else train.y - train.offset, val_X, val_y)
+        self._fit_matrix(train.X, self._target(train), val_X, val_y)
 
     def _predict(self, frame: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         matrix = build_features(frame, origins, problem=self.problem)
         predicted = np.asarray(self._predict_matrix(matrix.X[self.feature_names_]), dtype="float64")
-        if matrix.offset is not None:  # the model forecasts the change from the last value
-            predicted = predicted + matrix.offset
+        if self.learns_change:
+            predicted = predicted + matrix.last
         return matrix.keys.assign(**{PREDICTION: predicted})
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
