@@ -56,7 +56,8 @@ def nowcast_overrides() -> dict[str, Any]:
 def config_for(config_name: str, task: str) -> tuple[Path, dict[str, Any] | None]:
     """The YAML (and overrides) one model is benchmarked with: for the nowcast, the model's own
     ``<name>_nowcast.yaml`` where there is one (parameters chosen for the nowcast), else its day-ahead YAML with
-    the nowcast task and recipe of ``xgboost_nowcast.yaml``."""
+    the nowcast task and recipe of ``xgboost_nowcast.yaml`` (which a nowcast YAML such as
+    ``lightgbm_nowcast_level.yaml``, an ensemble member, already has)."""
     if task != "nowcast":
         return TRAINING / f"{config_name}.yaml", None
     own = TRAINING / f"{config_name}_nowcast.yaml"
@@ -66,8 +67,8 @@ def config_for(config_name: str, task: str) -> tuple[Path, dict[str, Any] | None
 def one(config_name: str, task: str, saved: Path | None = None) -> dict[str, Any]:
     """Evaluate one config on one task in this process; peak RSS is this process's.
 
-    With ``saved``, a single model is saved under ``saved/<task>/<config>`` and an ensemble reuses
-    its members saved there (with their out-of-window forecasts), as the operating loop does: the
+    With ``saved``, a single model is saved under ``saved/<task>/<config name>`` (the YAML's stem,
+    as ensembles name their members) and an ensemble reuses its members saved there (with their out-of-window forecasts), as the operating loop does: the
     members are not fitted twice, and the ensemble combines the very models the table reports.
     """
     from energy_forecast.data import load_series
@@ -81,9 +82,10 @@ def one(config_name: str, task: str, saved: Path | None = None) -> dict[str, Any
         model.use_fitted_members({name: load_forecaster(saved / task / name) for name in members if (saved / task / name).is_dir()})
     evaluation = evaluate(config, load_series(config.data), model)
     if saved is not None and not members:
-        evaluation.model.save(saved / task / config_name)
+        evaluation.model.save(saved / task / config.name)
     summary = evaluation.model.fitted_summary()
     return {
+        "config": config.name,
         "metrics": {k: evaluation.metrics[k] for k in REPORTED},
         "intervals": {k: evaluation.metrics[k] for k in INTERVALS if k in evaluation.metrics},
         "baselines": {name: {k: m[k] for k in REPORTED} for name, m in evaluation.baseline_metrics.items()},
@@ -108,21 +110,32 @@ def validation_setting() -> dict[str, Any]:
     return {**day_ahead, "nowcast": setting(load_config(TRAINING / "xgboost.yaml", nowcast_overrides()).split)}
 
 
-def ensemble_deltas(models: dict[str, Any]) -> dict[str, Any]:
-    """Each ensemble's RMSE minus its best member's, per task (negative: the ensemble is better)."""
+def ensemble_members(name: str, task: str) -> list[str]:
+    """The config names of an ensemble's members on one task (the nowcast ensembles have their own)."""
     from energy_forecast.training import load_config, member_configs
 
+    return member_configs(load_config(*config_for(name, task)))
+
+
+def ensemble_deltas(models: dict[str, Any], members_only: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each ensemble's RMSE minus its best member's, per task (negative: the ensemble is better).
+
+    A member is found among the table's models by the config it was run with, or in
+    ``members_only``: members that are no model of the table (scored on their own first)."""
     deltas: dict[str, Any] = {}
     for name in ENSEMBLES:
         if name not in models:
             continue
-        members = [m for m in member_configs(load_config(TRAINING / f"{name}.yaml")) if m in models]
-        row: dict[str, Any] = {"members": members}
+        row: dict[str, Any] = {}
         for task in ("day_ahead", "nowcast"):
+            scored = {r.get(f"{task}_config", model): r[task] for model, r in models.items() if task in r and model not in ENSEMBLES}
+            scored |= {member: r[task] for member, r in (members_only or {}).items() if task in r}
+            members = [m for m in ensemble_members(name, task) if m in scored]
+            row[f"{task}_members"] = members
             if task in models[name] and members:
-                best = min(members, key=lambda m: models[m][task]["rmse"])
-                row[task] = {"best_member": best, "best_member_rmse": models[best][task]["rmse"], "rmse": models[name][task]["rmse"],
-                             "delta_rmse": models[name][task]["rmse"] - models[best][task]["rmse"]}
+                best = min(members, key=lambda m: scored[m]["rmse"])
+                row[task] = {"best_member": best, "best_member_rmse": scored[best]["rmse"], "rmse": models[name][task]["rmse"],
+                             "delta_rmse": models[name][task]["rmse"] - scored[best]["rmse"]}
         deltas[name] = row
     return deltas
 
@@ -281,9 +294,17 @@ def markdown(results: dict[str, Any]) -> str:
             f"{task.replace('_', '-')} {row[task]['delta_rmse']:+.2f} kWh vs {row[task]['best_member']} ({row[task]['rmse']:.2f} vs {row[task]['best_member_rmse']:.2f})"
             for task in ("day_ahead", "nowcast") if task in row
         ]
-        weights = results["models"].get(name, {}).get("day_ahead_weights")
-        shown = f"; day-ahead weights {', '.join(f'{k} {v:.2f}' for k, v in weights.items())}" if weights else ""
+        shown = ""
+        for task in ("day_ahead", "nowcast"):
+            weights = results["models"].get(name, {}).get(f"{task}_weights")
+            members = row.get(f"{task}_members", [])
+            if weights and len(members) == len(weights):  # weights are listed in member order
+                shown += f"; {task.replace('_', '-')} weights {', '.join(f'{m} {v:.2f}' for m, v in zip(members, weights.values(), strict=True))}"
         lines.append(f"- {name} minus its best member: {'; '.join(parts)}{shown}.")
+    for member, scored in results.get("members_only", {}).items():
+        tasks = [f"{task.replace('_', '-')} RMSE {scored[task]['rmse']:.2f} (validation {scored[f'{task}_validation']['rmse']:.3f})"
+                 for task in ("day_ahead", "nowcast") if task in scored]
+        lines.append(f"- `{member}.yaml`, an ensemble member only: {', '.join(tasks)}.")
     lines += [
         "",
         "Intervals: split-conformal quantiles from the validation windows' out-of-window residuals, per three-hour band of the horizon; coverage is the share "
@@ -367,13 +388,25 @@ def main() -> None:
     }
     results["validation"] = validation_setting()
     saved = tempfile.TemporaryDirectory()
+
+    def measure(name: str, task: str) -> dict[str, Any]:
+        print(f"bench: {name} {task}", file=sys.stderr, flush=True)
+        stdout, _, _ = in_subprocess([sys.executable, "-m", "bench.run", "--one", name, task, "--saved", saved.name], env)
+        return json.loads(stdout.strip().splitlines()[-1])
+
+    members_only: dict[str, Any] = {}  # ensemble members that are no model of the table, scored (and saved) first
     for name in MODELS:
         row: dict[str, Any] = {}
         for task in ("day_ahead", "nowcast"):
-            print(f"bench: {name} {task}", file=sys.stderr, flush=True)
-            stdout, _, _ = in_subprocess([sys.executable, "-m", "bench.run", "--one", name, task, "--saved", saved.name], env)
-            measured = json.loads(stdout.strip().splitlines()[-1])
+            if name in ENSEMBLES:
+                for member in ensemble_members(name, task):
+                    if not (Path(saved.name) / task / member).is_dir():
+                        scored = measure(member, task)
+                        members_only.setdefault(member, {})[task] = scored["metrics"]
+                        members_only[member][f"{task}_validation"] = scored["validation"]
+            measured = measure(name, task)
             row[task] = measured["metrics"]
+            row[f"{task}_config"] = measured["config"]
             row[f"{task}_origins"] = measured["origins"]
             row[f"{task}_intervals"] = measured["intervals"]
             row[f"{task}_validation"] = measured["validation"]
@@ -385,7 +418,8 @@ def main() -> None:
                 results["baselines"].setdefault(baseline, {})[task] = metrics
         results["models"][name] = row
     saved.cleanup()
-    results["ensemble_deltas"] = ensemble_deltas(results["models"])
+    results["members_only"] = members_only
+    results["ensemble_deltas"] = ensemble_deltas(results["models"], members_only)
     results["intervals"] = {
         name: {"coverage_80": q["coverage_80"], "width_80": q["width_80"], "pinball": q["pinball_loss"]}
         for name, q in ((name, row["day_ahead_intervals"]) for name, row in results["models"].items())
