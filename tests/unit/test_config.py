@@ -9,7 +9,7 @@ import yaml
 
 from energy_forecast.config import ConfigError, load_comparison_config
 from energy_forecast.models import model_class
-from energy_forecast.training import load_config
+from energy_forecast.training import load_config, member_configs
 from tests.conftest import CONFIGS, PROJECT_DIR
 
 TRAINING_CONFIGS = sorted(p for p in (CONFIGS / "training").glob("*.yaml") if not p.name.startswith("_"))
@@ -127,6 +127,14 @@ def test_when_the_data_yaml_is_invalid_then_the_error_names_the_data_file(tmp_pa
     data = write(tmp_path, {"name": "x", "path": "x.csv", "timestamp": {"column": "t"}, "target": "y", "frequency": "fortnightly"}, "data.yaml")
     with pytest.raises(ConfigError, match=f"{data}: frequency: 'fortnightly' is not a pandas frequency"):
         load_config(extending(tmp_path, "xgboost.yaml", data=str(data)))
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "comparisons").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_comparison_ranks_one_task_and_lists_each_ensembles_members(path):
+    configs = [load_config(member) for member in load_comparison_config(path).configs]
+    assert len({config.task.name for config in configs}) == 1
+    listed = {config.name for config in configs}
+    assert all(set(member_configs(config)) <= listed for config in configs)  # so the ensembles reuse them
 
 
 def test_when_a_comparison_lists_a_missing_config_then_it_is_named(tmp_path):
