@@ -68,8 +68,9 @@ def one(config_name: str, task: str, saved: Path | None = None) -> dict[str, Any
     """Evaluate one config on one task in this process; peak RSS is this process's.
 
     With ``saved``, a single model is saved under ``saved/<task>/<config name>`` (the YAML's stem,
-    as ensembles name their members) and an ensemble reuses its members saved there (with their out-of-window forecasts), as the operating loop does: the
-    members are not fitted twice, and the ensemble combines the very models the table reports.
+    as ensembles name their members) and an ensemble reuses its members saved there (with their
+    out-of-window forecasts), as the operating loop does: the members are not fitted twice, and the
+    ensemble combines the very models the table reports.
     """
     from energy_forecast.data import load_series
     from energy_forecast.models import create_model, load_forecaster
@@ -122,20 +123,22 @@ def ensemble_deltas(models: dict[str, Any], members_only: dict[str, Any] | None 
 
     A member is found among the table's models by the config it was run with, or in
     ``members_only``: members that are no model of the table (scored on their own first)."""
+    scored: dict[str, dict[str, Any]] = {}  # per task: the metrics of each single model, by config name
+    for task in ("day_ahead", "nowcast"):
+        scored[task] = {r.get(f"{task}_config", model): r[task] for model, r in models.items() if task in r and model not in ENSEMBLES}
+        scored[task] |= {member: r[task] for member, r in (members_only or {}).items() if task in r}
     deltas: dict[str, Any] = {}
     for name in ENSEMBLES:
         if name not in models:
             continue
         row: dict[str, Any] = {}
         for task in ("day_ahead", "nowcast"):
-            scored = {r.get(f"{task}_config", model): r[task] for model, r in models.items() if task in r and model not in ENSEMBLES}
-            scored |= {member: r[task] for member, r in (members_only or {}).items() if task in r}
-            members = [m for m in ensemble_members(name, task) if m in scored]
+            members = [m for m in ensemble_members(name, task) if m in scored[task]]
             row[f"{task}_members"] = members
             if task in models[name] and members:
-                best = min(members, key=lambda m: scored[m]["rmse"])
-                row[task] = {"best_member": best, "best_member_rmse": scored[best]["rmse"], "rmse": models[name][task]["rmse"],
-                             "delta_rmse": models[name][task]["rmse"] - scored[best]["rmse"]}
+                best = min(members, key=lambda m: scored[task][m]["rmse"])
+                row[task] = {"best_member": best, "best_member_rmse": scored[task][best]["rmse"], "rmse": models[name][task]["rmse"],
+                             "delta_rmse": models[name][task]["rmse"] - scored[task][best]["rmse"]}
         deltas[name] = row
     return deltas
 
