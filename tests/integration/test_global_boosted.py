@@ -60,23 +60,31 @@ def one_series(synthetic_csv: Path) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(
-    ("family", "scaling", "dtype", "tolerance"),
+    ("family", "scaling", "dtype", "tolerance", "learn_change"),
     [
-        ("lightgbm", "none", "float64", 0.0),
-        ("lightgbm", "mean", "float64", 1e-4),
-        ("xgboost", "none", "float32", 0.0),
-        ("xgboost", "mean", "float32", 1e-3),
+        ("lightgbm", "none", "float64", 0.0, None),
+        ("lightgbm", "mean", "float64", 1e-4, None),
+        ("xgboost", "none", "float32", 0.0, None),
+        ("xgboost", "mean", "float32", 1e-3, None),
+        # learning the change from the last value (the nowcast's choice), as today's model does
+        ("lightgbm", "none", "float64", 0.0, True),
+        ("xgboost", "std", "float32", 1e-3, True),
     ],
 )
-def test_one_series_reproduces_todays_model(one_series: dict, family: str, scaling: str, dtype: str, tolerance: float) -> None:
+def test_one_series_reproduces_todays_model(
+    one_series: dict, family: str, scaling: str, dtype: str, tolerance: float, learn_change: bool | None
+) -> None:
     config = one_series["configs"][family]
     problem = config.problem
-    today = create_model(config.model, problem)
+    params = {**config.model.params, "learn_change": learn_change}
+    today = create_model(config.model.model_copy(update={"params": params}), problem)
+    assert today.learns_change is bool(learn_change)
     split = split_series(one_series["frame"], config.split, config.task, min_history=today.lookback)
     today.fit(split.history, ValidationData(split.through_validation, split.validation_origins))
     expected = today.predict(split.through_test, split.test_origins)
 
-    model = GlobalBoostedModel(family, config.model.params, problem, scaling=scaling, dtype=dtype)
+    model = GlobalBoostedModel(family, params, problem, scaling=scaling, dtype=dtype)
+    assert model.learns_change is today.learns_change
     model.fit({"steel": split.history}, {"steel": (split.through_validation, split.validation_origins)})
     got = model.predict({"steel": split.through_test}, {"steel": split.test_origins})
 

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from energy_forecast.config import FeatureConfig
 from energy_forecast.models.base import ModelParams
 from energy_forecast.models.tabular import TabularForecaster
 
-__all__ = ["BoostedTreeForecaster", "BoostedTreeParams"]
+__all__ = ["BoostedTreeForecaster", "BoostedTreeParams", "learns_change"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,13 @@ class BoostedTreeParams(ModelParams):
     )
 
 
+def learns_change(params: BoostedTreeParams, features: FeatureConfig) -> bool:
+    """Whether a booster learns the change from the last value rather than the level: its own
+    ``learn_change`` where set, else the recipe's ``relative_to_last``. The one rule of the
+    single-series and the global (panel) models."""
+    return features.relative_to_last if params.learn_change is None else params.learn_change
+
+
 class BoostedTreeForecaster(TabularForecaster):
     """A gradient-boosted tree ensemble on the direct multi-horizon feature matrix."""
 
@@ -50,6 +58,10 @@ class BoostedTreeForecaster(TabularForecaster):
     @classmethod
     def gpu_support(cls, params: ModelParams) -> bool | str:
         return True
+
+    @property
+    def learns_change(self) -> bool:
+        return learns_change(self.params, self.problem.features)
 
     @property
     def fitted_rounds(self) -> int | None:

@@ -17,6 +17,11 @@ history only. ``scaling``:
 Predictions are mapped back with the same series' statistics. ``bench/scale.py`` measures the
 three on the synthetic plants.
 
+**Change or level.** As today's models, a global model learns the change from the last value
+before the origin where the recipe's ``relative_to_last`` (or the parameters' ``learn_change``)
+says so: the label is the scaled target minus the scaled last value, which is added back before
+the prediction is mapped back (``(y - last) / scale`` under every scaling).
+
 **One series equals today's model.** On a single series the id feature is left out (a constant
 column would still change which columns ``colsample_bytree`` draws), and scaling by positive
 constants changes neither the order of any feature's values (so the histogram bins hold the same
@@ -52,6 +57,7 @@ from energy_forecast.backtest import origins_between
 from energy_forecast.config import ForecastProblem
 from energy_forecast.features import build_features, feature_name
 from energy_forecast.frames import ORIGIN, PREDICTION, STEP, TIMESTAMP
+from energy_forecast.models.boosted import learns_change
 
 __all__ = [
     "SERIES_FEATURE",
@@ -70,6 +76,8 @@ SERIES_FEATURE = "series_id"
 SERIES_ID = "series_id"
 """The id column of a panel forecast."""
 Scaling = Literal["mean", "std", "none"]
+OFFSET = "scaled_last"
+"""The keys' column of the scaled value a row's label is relative to (0 when the model learns the level)."""
 BLOCK_ROWS = 100_000
 """Rows of float64 features built at once inside a series (the float32 series matrix holds them all)."""
 
@@ -127,6 +135,7 @@ class PanelMatrix:
         scales: from :func:`fit_scales` (training histories).
         codes: series id -> code of the ``series_id`` feature; None leaves the feature out.
         dtype: of the features handed to the library (float32; float64 reproduces today's single-series numbers exactly).
+        change: the label is the change from the last value before the origin (both scaled), not the level.
     """
 
     def __init__(
@@ -137,8 +146,10 @@ class PanelMatrix:
         scales: Mapping[str, Mapping[str, SeriesScale]],
         codes: Mapping[str, int] | None,
         dtype: str = "float32",
+        change: bool = False,
     ) -> None:
         self.frames, self.origins, self.problem, self.scales, self.codes = frames, origins, problem, scales, codes
+        self.change = change
         self.dtype = np.dtype(dtype)
         self.ids = [sid for sid in frames if len(origins[sid])]
         self.rows = {sid: len(origins[sid]) * problem.horizon for sid in self.ids}
@@ -168,7 +179,8 @@ class PanelMatrix:
         return sum(self.rows.values())
 
     def series_matrix(self, sid: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-        """One series' features (float32, scaled), scaled target (float32) and keys (origin, step, timestamp)."""
+        """One series' features (float32, scaled), label (float32: the scaled target, less the scaled last
+        value with ``change``) and keys (origin, step, timestamp and that scaled last value, ``OFFSET``)."""
         if self._cached is not None and self._cached[0] == sid:
             return self._cached[1:]
         self._cached = None  # one series in memory at a time
@@ -187,8 +199,9 @@ class PanelMatrix:
             X32[rows, : X.shape[1]] = X
             if self.codes is not None:
                 X32[rows, -1] = float(self.codes[sid])
-            y[rows] = scales[self.problem.target].forward(built.y)
-            keys.append(built.keys)
+            offset = scales[self.problem.target].forward(built.last) if self.change else np.zeros(len(built.y))
+            y[rows] = scales[self.problem.target].forward(built.y) - offset
+            keys.append(built.keys.assign(**{OFFSET: offset}))
         all_keys = pd.concat(keys, ignore_index=True)
         self._cached = (sid, X32, y, all_keys)
         return X32, y, all_keys
@@ -200,13 +213,16 @@ class PanelMatrix:
             yield sid, X, y
 
     def labels(self) -> np.ndarray:
-        """The scaled target of every row, in :meth:`chunks` order, without building the features."""
+        """The label of every row (as :meth:`series_matrix`), in :meth:`chunks` order, without building the features."""
         parts = []
         for sid in self.ids:
             frame, positions = self.frames[sid], self.frames[sid].index.get_indexer(self.origins[sid])
-            stamp = np.repeat(positions, self.problem.horizon) + np.tile(np.arange(self.problem.horizon), len(positions))
-            y = frame[self.problem.target].to_numpy(dtype="float64", na_value=np.nan)[stamp]
-            parts.append(self.scales[sid][self.problem.target].forward(y).astype("float32"))
+            origin = np.repeat(positions, self.problem.horizon)
+            stamp = origin + np.tile(np.arange(self.problem.horizon), len(positions))
+            y = frame[self.problem.target].to_numpy(dtype="float64", na_value=np.nan)
+            scale = self.scales[sid][self.problem.target]
+            label = scale.forward(y[stamp]) - (scale.forward(y[origin - 1]) if self.change else 0.0)
+            parts.append(label.astype("float32"))
         return np.concatenate(parts)
 
     def dense(self) -> tuple[np.ndarray, np.ndarray]:
@@ -281,14 +297,18 @@ class GlobalBoostedModel:
         train_origin_every: str | None = None,
         dtype: str = "float32",
     ) -> None:
-        from energy_forecast.models.lightgbm import LightGBMParams
-        from energy_forecast.models.xgboost import XGBoostParams
+        from energy_forecast.models.lightgbm import LightGBMForecaster
+        from energy_forecast.models.xgboost import XGBoostForecaster
 
         if family not in ("lightgbm", "xgboost"):
             raise ValueError(f"global models are lightgbm or xgboost, not {family!r}")
         self.family = family
-        self.params = (LightGBMParams if family == "lightgbm" else XGBoostParams).model_validate(dict(params))
+        single = LightGBMForecaster if family == "lightgbm" else XGBoostForecaster
+        self.params = single.params_class.model_validate(dict(params))
+        self.fitting_only = single.fitting_only
+        """Parameters that steer fitting here and are not the library's (as today's model's)."""
         self.problem = problem
+        self.learns_change = learns_change(self.params, problem.features)
         self.scaling: Scaling = scaling
         self.train_origin_every = train_origin_every
         self.dtype = dtype
@@ -311,15 +331,19 @@ class GlobalBoostedModel:
         self.codes_ = {sid: code for code, sid in enumerate(ids)} if len(ids) > 1 else None
         self.scales_ = fit_scales(histories, self.problem, self.scaling)
         origins = {sid: training_origins(histories[sid], self.problem, self.train_origin_every) for sid in ids}
-        train = PanelMatrix({sid: histories[sid] for sid in ids}, origins, self.problem, self.scales_, self.codes_, self.dtype)
+        train = PanelMatrix({sid: histories[sid] for sid in ids}, origins, self.problem, self.scales_, self.codes_, self.dtype, self.learns_change)
         val = None
         if validation is not None:
-            val = PanelMatrix({sid: validation[sid][0] for sid in ids}, {sid: validation[sid][1] for sid in ids}, self.problem, self.scales_, self.codes_, self.dtype)
+            val = PanelMatrix(
+                {sid: validation[sid][0] for sid in ids}, {sid: validation[sid][1] for sid in ids},
+                self.problem, self.scales_, self.codes_, self.dtype, self.learns_change,
+            )
         self.feature_names_ = train.feature_names
         self.training_rows_ = train.n_rows
         logger.info(
-            "global %s: %d series, %d training rows x %d features (float32, %.2f GB if built whole), scaling %s",
+            "global %s: %d series, %d training rows x %d features (float32, %.2f GB if built whole), scaling %s, learning the %s",
             self.family, len(ids), train.n_rows, len(train.feature_names), train.n_rows * len(train.feature_names) * 4 / 1e9, self.scaling,
+            "change from the last value" if self.learns_change else "level",
         )
         if self.family == "lightgbm":
             self._fit_lightgbm(train, val)
@@ -333,9 +357,8 @@ class GlobalBoostedModel:
     def _fit_lightgbm(self, train: PanelMatrix, val: PanelMatrix | None) -> None:
         import lightgbm
 
-        exclude = {"log_every", "early_stopping_rounds", "gpu_build"}
         estimator = lightgbm.LGBMRegressor(
-            **self.params.model_dump(exclude=exclude), device_type="cpu", random_state=self.problem.seed, verbose=-1
+            **self.params.model_dump(exclude=set(self.fitting_only)), device_type="cpu", random_state=self.problem.seed, verbose=-1
         )
         params = estimator._process_params(stage="fit")  # exactly what LGBMRegressor.fit passes to lightgbm.train
         params["metric"] = [m for m in ([params["metric"]] if isinstance(params["metric"], (str, type(None))) else params["metric"]) if m is not None]
@@ -368,8 +391,7 @@ class GlobalBoostedModel:
     def _fit_xgboost(self, train: PanelMatrix, val: PanelMatrix | None) -> None:
         import xgboost
 
-        exclude = {"log_every", "early_stopping_rounds"}
-        estimator = xgboost.XGBRegressor(**self.params.model_dump(exclude=exclude), tree_method="hist", device="cpu", random_state=self.problem.seed)
+        estimator = xgboost.XGBRegressor(**self.params.model_dump(exclude=set(self.fitting_only)), tree_method="hist", device="cpu", random_state=self.problem.seed)
         params = estimator.get_xgb_params()  # what XGBRegressor.fit passes to xgboost.train
         params = {k: v for k, v in params.items() if v is not None}
         dtrain = xgboost.QuantileDMatrix(train.xgboost_iter(), max_bin=params.get("max_bin", 256), enable_categorical=bool(train.categorical))
@@ -401,7 +423,9 @@ class GlobalBoostedModel:
         if unknown:
             raise ValueError(f"global model: series {unknown[:5]} were not in training; known series: {sorted(self.scales_)[:10]}")
         ids = [sid for sid in sorted(frames) if len(origins.get(sid, []))]
-        matrix = PanelMatrix({sid: frames[sid] for sid in ids}, {sid: origins[sid] for sid in ids}, self.problem, self.scales_, self.codes_, self.dtype)
+        matrix = PanelMatrix(
+            {sid: frames[sid] for sid in ids}, {sid: origins[sid] for sid in ids}, self.problem, self.scales_, self.codes_, self.dtype, self.learns_change
+        )
         parts, keys = [], []
         for sid in ids:
             X, _, key = matrix.series_matrix(sid)
@@ -414,7 +438,8 @@ class GlobalBoostedModel:
         start = 0
         for sid, key in zip(ids, keys, strict=True):
             end = start + len(key)
-            predictions[start:end] = self.scales_[sid][self.problem.target].inverse(raw[start:end].astype("float64"))
+            scaled = raw[start:end].astype("float64") + key[OFFSET].to_numpy()
+            predictions[start:end] = self.scales_[sid][self.problem.target].inverse(scaled)
             start = end
         if self.problem.target_min is not None:
             predictions = np.maximum(predictions, self.problem.target_min)

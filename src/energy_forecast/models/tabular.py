@@ -48,10 +48,9 @@ class TabularForecaster(Forecaster):
 
     @property
     def learns_change(self) -> bool:
-        """Whether the model learns the change from the last value rather than the level: the
-        model's own ``learn_change`` where it sets one, else the recipe's ``relative_to_last``."""
-        chosen = getattr(self.params, "learn_change", None)
-        return self.problem.features.relative_to_last if chosen is None else bool(chosen)
+        """Whether the model learns the change from the last value rather than the level (the
+        recipe's ``relative_to_last``; families with a ``learn_change`` parameter override this)."""
+        return self.problem.features.relative_to_last
 
     def _target(self, matrix: FeatureMatrix) -> np.ndarray:
         return matrix.y - matrix.last if self.learns_change else matrix.y
