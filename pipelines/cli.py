@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import dagster as dg
@@ -89,21 +90,36 @@ def _execute(job_name: str, run_config: dict) -> dg.ExecuteInProcessResult:
     return result
 
 
-def validate(paths: list[str], config_only: bool) -> None:
+def validate(paths: list[str], config_only: bool, debug: bool = False) -> None:
     """Every check ``train`` runs before fitting (config, model, device, weights, data, split), or
-    with ``config_only`` the YAML alone."""
+    with ``config_only`` the YAML alone. Every file is checked, as a linter would: each bad one
+    prints ``error: <file>: ...`` and the command fails at the end, naming them all."""
+    failed = []
     for path in paths:
-        config = load_config(resolve_config_path(path))
-        if config_only:
-            print(f"ok  {path}: {config.model.type}, {config.task.name} (config only)")
-            continue
-        checked = preflight(config)
-        device = checked.model.device
-        note = f"; note: {device.reason}" if device.requested == "auto" and not device.gpu_used and checked.model.gpu_support(checked.model.params) is True else ""
-        print(
-            f"ok  {path}: {config.model.type} on {device.device}, {config.task.name}, data {len(checked.series.frame)} rows, "
-            f"{len(checked.split.validation_origins)} validation and {len(checked.split.test_origins)} test origins{note}"
-        )
+        try:
+            print(_validate_one(path, config_only))
+        except BAD_INPUT as error:
+            if debug:
+                traceback.print_exc()
+            message = str(error)
+            print(f"error: {message if path in message else f'{path}: {message}'}", file=sys.stderr, flush=True)
+            failed.append(path)
+    if failed:
+        print(f"{len(failed)} of {len(paths)} training YAMLs failed validation: {', '.join(failed)}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _validate_one(path: str, config_only: bool) -> str:
+    config = load_config(resolve_config_path(path))
+    if config_only:
+        return f"ok  {path}: {config.model.type}, {config.task.name} (config only)"
+    checked = preflight(config)
+    device = checked.model.device
+    note = f"; note: {device.reason}" if device.requested == "auto" and not device.gpu_used and checked.model.gpu_support(checked.model.params) is True else ""
+    return (
+        f"ok  {path}: {config.model.type} on {device.device}, {config.task.name}, data {len(checked.series.frame)} rows, "
+        f"{len(checked.split.validation_origins)} validation and {len(checked.split.test_origins)} test origins{note}"
+    )
 
 
 def _print_result(result: TrainingResult) -> None:
@@ -275,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     _configure_logging()
     try:
         if args.command == "validate":
-            validate(args.configs, args.config_only)
+            validate(args.configs, args.config_only, debug)
         elif args.command == "train":
             train_command(args.config)
         elif args.command == "tune":
@@ -292,8 +308,6 @@ def main(argv: list[str] | None = None) -> None:
             demo_command(args.comparison)
     except BAD_INPUT as error:
         if debug:
-            import traceback
-
             traceback.print_exc()
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None

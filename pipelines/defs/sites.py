@@ -78,7 +78,7 @@ def site_readings(context: dg.AssetExecutionContext, operations: Operations):
 
 
 site_ingest_job = dg.define_asset_job(
-    SITE_INGEST_JOB, selection=dg.AssetSelection.assets(site_readings), partitions_def=SITES,
+    SITE_INGEST_JOB, selection=dg.AssetSelection.assets(site_readings),  # partitioned by SITES, as its asset
     description="Validate and append what arrived for one site (the new-site-data sensor's job).",
 )
 

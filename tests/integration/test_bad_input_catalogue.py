@@ -9,6 +9,7 @@ Each case builds its files in a fresh folder and runs ``energy-forecast`` in thi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from energy_forecast.data.synthetic import synthetic_steel_frame
+from pipelines.logs import DEBUG_VARIABLE
 from tests.conftest import CONFIGS, SMALL_SPLIT
 
 pytestmark = pytest.mark.integration
@@ -251,7 +253,6 @@ def test_bad_input_fails_before_any_work_with_one_clear_line(name, tmp_path, mon
     assert code == 2, err
     message = [line for line in err.splitlines() if line.startswith("error: ")]
     assert message, err
-    import re
 
     assert re.search(case.message, err), f"expected /{case.message}/ in:\n{err}"
     assert "Traceback" not in err
@@ -264,6 +265,7 @@ def test_bad_input_fails_before_any_work_with_one_clear_line(name, tmp_path, mon
 def test_debug_adds_the_stack_trace(tmp_path, monkeypatch, capsys):
     write(tmp_path / "data.csv", csv_rows(lambda lines: cell(lines, 5, 1, "n/a")))
     path = training(tmp_path, {})
+    monkeypatch.setenv(DEBUG_VARIABLE, "")  # --debug sets it in os.environ: restored (removed) after this test
     code, err = run_cli(["--debug", "train", str(path)], {"DATA_PATH": str(tmp_path / "data.csv"), "DAGSTER_HOME": str(tmp_path / "dagster")}, monkeypatch, capsys)
     assert code == 2 and "Traceback (most recent call last)" in err and "non-numeric value 'n/a'" in err
 
@@ -276,6 +278,20 @@ def test_a_variable_inside_a_comment_is_never_read(tmp_path, monkeypatch, capsys
 
     main(["validate", str(path)])
     assert capsys.readouterr().out.startswith(f"ok  {path}")
+
+
+def test_validate_checks_every_file_and_names_each_bad_one(tmp_path, monkeypatch, capsys):
+    """As a linter: a bad file does not hide the files after it; the command fails at the end."""
+    write(tmp_path / "data.csv", csv_rows())
+    bad = training(tmp_path, {"model": {"params": {"max_depht": 4}}}, name="typo.yaml")
+    good = training(tmp_path, {}, name="good.yaml")
+    worse = training(tmp_path, {"split": {**SMALL_SPLIT, "validation_windows": 0}}, name="windows.yaml")
+    code, err = run_cli(["validate", str(bad), str(good), str(worse)], {"DATA_PATH": str(tmp_path / "data.csv")}, monkeypatch, capsys)
+    assert code == 2
+    assert re.search(rf"error: {re.escape(str(bad))}: .*max_depht", err)
+    assert re.search(rf"error: {re.escape(str(worse))}: .*validation_windows", err)
+    assert f"2 of 3 training YAMLs failed validation: {bad}, {worse}" in err
+    assert "Traceback" not in err
 
 
 def test_the_catalogue_is_at_least_sixty_distinct_cases():
