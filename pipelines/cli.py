@@ -99,14 +99,19 @@ def validate(paths: list[str], config_only: bool, debug: bool = False) -> None:
         try:
             print(_validate_one(path, config_only))
         except BAD_INPUT as error:
-            if debug:
-                traceback.print_exc()
             message = str(error)
-            print(f"error: {message if path in message else f'{path}: {message}'}", file=sys.stderr, flush=True)
+            _report_bad_input(message if path in message else f"{path}: {message}", debug)
             failed.append(path)
     if failed:
         print(f"{len(failed)} of {len(paths)} training YAMLs failed validation: {', '.join(failed)}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _report_bad_input(message: str, debug: bool) -> None:
+    """One ``error:`` line on stderr for input the user can fix; the stack trace only with --debug."""
+    if debug:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def _validate_one(path: str, config_only: bool) -> str:
@@ -307,9 +312,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             demo_command(args.comparison)
     except BAD_INPUT as error:
-        if debug:
-            traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
+        _report_bad_input(str(error), debug)
         raise SystemExit(EXIT_BAD_INPUT) from None
 
 

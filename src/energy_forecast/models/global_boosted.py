@@ -308,7 +308,6 @@ class GlobalBoostedModel:
         self.fitting_only = single.fitting_only
         """Parameters that steer fitting here and are not the library's (as today's model's)."""
         self.problem = problem
-        self.learns_change = learns_change(self.params, problem.features)
         self.scaling: Scaling = scaling
         self.train_origin_every = train_origin_every
         self.dtype = dtype
@@ -318,6 +317,11 @@ class GlobalBoostedModel:
         self.feature_names_: list[str] = []
         self.best_iteration_: int | None = None
         self.training_rows_: int | None = None
+
+    @property
+    def learns_change(self) -> bool:
+        """Whether the label is the change from the last value (the rule of today's boosters)."""
+        return learns_change(self.params, self.problem.features)
 
     # -- fitting ---------------------------------------------------------------------------------
 
