@@ -5,7 +5,7 @@ only when a model is fitted or loaded.
 """
 
 from energy_forecast.config import ForecastProblem
-from energy_forecast.models import baselines, catboost, chronos2, ensembles, lightgbm, xgboost  # noqa: F401  (registration)
+from energy_forecast.models import baselines, catboost, chronos2, ensembles, lightgbm, mlp, xgboost  # noqa: F401  (registration)
 from energy_forecast.models.base import Forecaster, ModelParams, ValidationData
 from energy_forecast.models.registry import (
     ModelConfigError,
