@@ -3,7 +3,7 @@
 A neural network on the same leak-free feature matrix as the boosted trees. Its errors differ
 from theirs far more than the trees' from each other's (on the nowcast's November window they
 correlate at about 0.91 with LightGBM's, against 0.97-0.98 between the trees), which is what an
-ensemble needs: it is meant as an ensemble member.
+ensemble member needs; measured as one, it has not yet earned a default place (README).
 
 Training is scikit-learn's ``MLPRegressor`` (Adam, ReLU, L2 penalty ``alpha``), one epoch at a time
 through ``partial_fit``, so that early stopping watches the *validation window*, as the boosters'
