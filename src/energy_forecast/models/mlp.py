@@ -112,6 +112,8 @@ class MLPForecaster(BoostedTreeForecaster):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
+        if not np.isfinite(y).all():
+            raise ValueError(f"mlp: {int((~np.isfinite(y)).sum())} training rows have no finite target; a network cannot learn from them")
         values = X.to_numpy(dtype="float64")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: mean 0, scale 1 below
@@ -121,7 +123,10 @@ class MLPForecaster(BoostedTreeForecaster):
         y_scale = float(np.std(y)) or 1.0
         network = Network([], mean, scale, y_scale, [])
         Z, target = network.standardise(values), y / y_scale
-        Z_val = network.standardise(X_val) if X_val is not None else None
+        Z_val = y_true = None
+        if X_val is not None and y_val is not None:
+            known = np.isfinite(y_val)  # a validation stamp with no reading yet scores nothing
+            Z_val, y_true = network.standardise(X_val)[known], y_val[known]
         p = self.params
         for member in range(p.bagging):
             net = MLPRegressor(
@@ -134,16 +139,21 @@ class MLPForecaster(BoostedTreeForecaster):
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     net.partial_fit(Z, target)
                 layers = [(w.copy(), b.copy()) for w, b in zip(net.coefs_, net.intercepts_, strict=True)]
-                if Z_val is None:
+                if Z_val is None or not len(Z_val):
                     best_layers = layers
+                    if epoch % p.log_every == 0:
+                        logger.info("mlp: net %d/%d, epoch %d of %d: training loss %.5f", member + 1, p.bagging, epoch, p.max_epochs, net.loss_)
                     continue
-                rmse = float(np.sqrt(np.mean((Network.forward(layers, Z_val) * y_scale - y_val) ** 2)))
+                rmse = float(np.sqrt(np.mean((Network.forward(layers, Z_val) * y_scale - y_true) ** 2)))
                 if rmse < best_rmse:
                     best_rmse, best_epoch = rmse, epoch
                 if rmse == best_rmse or not early_stopping:  # without early stopping: the last epoch's weights
                     best_layers = layers
                 if epoch % p.log_every == 0:
-                    logger.info("mlp: net %d/%d, epoch %d: validation RMSE %.4f (best %.4f at epoch %d)", member + 1, p.bagging, epoch, rmse, best_rmse, best_epoch)
+                    logger.info(
+                        "mlp: net %d/%d, epoch %d: training loss %.5f, validation RMSE %.4f (best %.4f at epoch %d)",
+                        member + 1, p.bagging, epoch, net.loss_, rmse, best_rmse, best_epoch,
+                    )
                 if early_stopping and epoch - best_epoch >= early_stopping:
                     break
             if not early_stopping:
