@@ -546,6 +546,17 @@ class FeatureConfig(StrictModel):
         check_steps(values)
         return sorted(set(values)) if all(isinstance(v, int) for v in values) else values
 
+    @field_validator("train_origin_every")
+    @classmethod
+    def _train_origin_every_is_a_duration(cls, value: str | None) -> str | None:
+        """Checked before any work (not at the first fit), and written as pandas will keep reading
+        it: ``1d`` becomes ``1D`` (pandas deprecates the lower-case day)."""
+        if value is None:
+            return None
+        _duration(value)
+        value = value.strip()
+        return value[:-1] + "D" if value.endswith("d") else value
+
     @field_validator("seasonal_means")
     @classmethod
     def _lags_and_counts_positive(cls, values: list[tuple[Steps, int]]) -> list[tuple[Steps, int]]:

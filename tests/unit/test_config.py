@@ -95,6 +95,12 @@ def test_when_a_seasonal_lag_is_shorter_than_the_horizon_then_rejected_as_a_leak
         load_config(extending(tmp_path, "xgboost.yaml", features={"seasonal_lags": [48, 672]}))
 
 
+def test_when_the_training_origins_spacing_is_not_a_duration_then_it_is_refused_before_any_work_and_a_lower_case_day_is_kept_as_pandas_reads_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"features.train_origin_every: .*'1x' is neither a number of steps nor a duration"):
+        load_config(extending(tmp_path, "xgboost.yaml", features={"train_origin_every": "1x"}))
+    assert load_config(extending(tmp_path, "xgboost.yaml", features={"train_origin_every": "1d"})).features.train_origin_every == "1D"
+
+
 def test_when_a_covariate_is_not_declared_then_rejected_with_the_declared_ones(tmp_path):
     with pytest.raises(ConfigError, match=r"covariates \['Temperature'\] are not declared.*Load_Type"):
         load_config(extending(tmp_path, "xgboost.yaml", covariates=["Temperature", "Load_Type"]))
