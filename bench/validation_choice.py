@@ -31,7 +31,7 @@ THREADS = {"xgboost": "n_jobs", "lightgbm": "n_jobs", "catboost": "thread_count"
 wait for each other in OpenMP barriers cost far more than they give."""
 
 
-def _rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
+def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(actual) - np.asarray(predicted)) ** 2)))
 
 
@@ -78,8 +78,8 @@ def measure(task: str, threads: int | None = None, families: list[str] | None = 
         tests[family] = {"no_refit": december(last), **refits}
         oow[family] = pd.concat(parts, ignore_index=True)
         results["models"][family] = {
-            "rounds": rounds, "window_rmse": [_rmse(p.actual, p.prediction) for p in parts],
-            **{label: _rmse(f.actual, f.prediction) for label, f in tests[family].items()}, "seconds": time.perf_counter() - started,
+            "rounds": rounds, "window_rmse": [rmse(p.actual, p.prediction) for p in parts],
+            **{label: rmse(f.actual, f.prediction) for label, f in tests[family].items()}, "seconds": time.perf_counter() - started,
         }
         print(family, results["models"][family], file=sys.stderr, flush=True)
     predictions = np.column_stack([oow[f].prediction for f in families])
@@ -90,16 +90,16 @@ def measure(task: str, threads: int | None = None, families: list[str] | None = 
     for variant in ("no_refit", "refit_median"):
         test = np.column_stack([tests[f][variant].prediction for f in families])
         truth = tests[families[0]][variant].actual.to_numpy()
-        row: dict[str, Any] = {"best_member": min(_rmse(truth, test[:, i]) for i in range(len(families))), "equal": _rmse(truth, test.mean(axis=1))}
+        row: dict[str, Any] = {"best_member": min(rmse(truth, test[:, i]) for i in range(len(families))), "equal": rmse(truth, test.mean(axis=1))}
         for label, rows in (("3_windows", slice(None)), ("november", november)):
             greedy = greedy_selection(predictions[rows], actual[rows], 100)
             shrinkage = choose_shrinkage(predictions[rows], actual[rows], groups[rows])[0] if label == "3_windows" else 0.1
             nnls = nnls_shrunk(predictions[rows], actual[rows], shrinkage)
             inverse = 1.0 / np.mean((predictions[rows] - actual[rows, None]) ** 2, axis=0)
             inverse /= inverse.sum()
-            row[f"greedy_{label}"] = {"rmse": _rmse(truth, test @ greedy), "weights": greedy.round(3).tolist()}
-            row[f"nnls_shrunk_{label}"] = {"rmse": _rmse(truth, test @ nnls), "weights": nnls.round(3).tolist(), "shrinkage": shrinkage}
-            row[f"inverse_mse_{label}"] = {"rmse": _rmse(truth, test @ inverse), "weights": inverse.round(3).tolist()}
+            row[f"greedy_{label}"] = {"rmse": rmse(truth, test @ greedy), "weights": greedy.round(3).tolist()}
+            row[f"nnls_shrunk_{label}"] = {"rmse": rmse(truth, test @ nnls), "weights": nnls.round(3).tolist(), "shrinkage": shrinkage}
+            row[f"inverse_mse_{label}"] = {"rmse": rmse(truth, test @ inverse), "weights": inverse.round(3).tolist()}
         results["ensembles"][variant] = row
         print(variant, json.dumps(row), file=sys.stderr, flush=True)
     return results

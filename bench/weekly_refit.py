@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+
+from bench.validation_choice import rmse
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULTS = {"day_ahead": ["catboost"], "nowcast": ["xgboost", "lightgbm", "lightgbm_nowcast_level"]}
@@ -34,7 +35,7 @@ DEFAULTS = {"day_ahead": ["catboost"], "nowcast": ["xgboost", "lightgbm", "light
 
 
 def _rmse(forecast: pd.DataFrame) -> float:
-    return float(np.sqrt(np.mean((forecast["actual"].to_numpy() - forecast["prediction"].to_numpy()) ** 2)))
+    return rmse(forecast["actual"], forecast["prediction"])
 
 
 def weekly(model: Any, data: pd.DataFrame, origins: pd.DatetimeIndex, rounds: int, target: str) -> pd.DataFrame:
