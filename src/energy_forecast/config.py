@@ -88,9 +88,16 @@ Steps = int | str
 (pandas notation) that :func:`to_steps` turns into steps of the data's frequency."""
 
 
+def _pandas_duration(value: str) -> str:
+    """``value`` as pandas keeps reading it: stripped, a trailing lower-case day (``1d``, which
+    pandas deprecates) written ``1D``."""
+    value = value.strip()
+    return value[:-1] + "D" if value.endswith("d") else value
+
+
 def _duration(value: str) -> pd.Timedelta:
     try:
-        delta = pd.Timedelta(value.strip().replace("d", "D") if value.strip()[-1:] == "d" else value.strip())
+        delta = pd.Timedelta(_pandas_duration(value))
     except (ValueError, TypeError):
         raise ValueError(f"'{value}' is neither a number of steps nor a duration such as '15min', '1h', '1d' or '7d'") from None
     if delta <= pd.Timedelta(0):
@@ -554,8 +561,7 @@ class FeatureConfig(StrictModel):
         if value is None:
             return None
         _duration(value)
-        value = value.strip()
-        return value[:-1] + "D" if value.endswith("d") else value
+        return _pandas_duration(value)
 
     @field_validator("seasonal_means")
     @classmethod

@@ -20,19 +20,11 @@ PARAMS = {"hidden_layers": [16, 8], "max_epochs": 30, "early_stopping_rounds": 2
 
 @pytest.fixture(scope="module")
 def problem_and_split(synthetic_csv):
-    import os
-
-    previous = os.environ.get("DATA_PATH")
-    os.environ["DATA_PATH"] = str(synthetic_csv)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # module scope: the function-scoped use_data cannot serve
+        patch.setenv("DATA_PATH", str(synthetic_csv))
         overrides = {"split": SMALL_SPLIT, "features": {"train_origin_every": "1d"}, "model": {"type": "mlp", "params": PARAMS}}
         config = load_config(CONFIGS / "training" / "xgboost.yaml", overrides)
         series = load_series(config.data)
-    finally:
-        if previous is None:
-            os.environ.pop("DATA_PATH")
-        else:
-            os.environ["DATA_PATH"] = previous
     model = create_model(config.model, config.problem)
     return config, split_series(series.frame, config.split, config.task, min_history=model.lookback)
 
